@@ -27,6 +27,14 @@ SCHEDULERS = {
 }
 
 
+def clip_pixels(images: torch.Tensor, size: int) -> torch.Tensor:
+    """images ``(n, 3, H, W)`` in [0, 1] -> CLIP-normalised pixels ``(n, 3, size, size)``."""
+    pixels = F.interpolate(images, size=(size, size), mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
+    mean = torch.tensor(OPENAI_CLIP_MEAN, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
+    std = torch.tensor(OPENAI_CLIP_STD, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
+    return (pixels - mean) / std
+
+
 def extract_reference_pose(image: np.ndarray) -> np.ndarray:
     """The pose ``(128, 3)`` of the one person in ``image``; a clear error when nobody is there."""
     from .errors import UserError
@@ -81,12 +89,7 @@ class FreeViewPipeline(DiffusionPipeline):
         self._interrupt = True
 
     def _clip_pixels(self, images: torch.Tensor) -> torch.Tensor:
-        """images ``(n, 3, H, W)`` in [0, 1] -> CLIP-normalised pixels at the encoder's size."""
-        size = self.image_encoder.config.image_size
-        pixels = F.interpolate(images, size=(size, size), mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
-        mean = torch.tensor(OPENAI_CLIP_MEAN, device=images.device).view(1, 3, 1, 1)
-        std = torch.tensor(OPENAI_CLIP_STD, device=images.device).view(1, 3, 1, 1)
-        return (pixels - mean) / std
+        return clip_pixels(images, self.image_encoder.config.image_size)
 
     @staticmethod
     def _pose_images(keypoints: np.ndarray, height: int, width: int) -> torch.Tensor:

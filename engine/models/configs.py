@@ -133,10 +133,19 @@ def architecture(preset: str) -> Architecture:
         raise ValueError(f"unknown model preset {preset!r}; expected one of {', '.join(PRESETS)}") from None
 
 
+def zero_motion_outputs(unet) -> None:
+    """Zero every motion module's output projection (AnimateDiff's init): fresh modules change nothing."""
+    for name, module in unet.named_modules():
+        if name.endswith("proj_out") and ".motion_modules." in f".{name}":
+            torch.nn.init.zeros_(module.weight)
+            if module.bias is not None:
+                torch.nn.init.zeros_(module.bias)
+
+
 def build_components(preset: str, *, device: str | torch.device | None = None, seed: int = 0) -> dict[str, Any]:
     """Freshly initialised components of a preset (``device="meta"`` builds shapes only)."""
     from diffusers import AutoencoderKL, DDIMScheduler, MotionAdapter, UNet2DConditionModel, UNetMotionModel
-    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
     from .pcm import PoseCorrelationModule
     from .pose_guider import PoseGuider
@@ -148,15 +157,14 @@ def build_components(preset: str, *, device: str | torch.device | None = None, s
         spatial = UNet2DConditionModel(**arch.unet)
         spatial.load_state_dict(reference_unet.state_dict(), assign=True)
         denoising_unet = UNetMotionModel.from_unet2d(spatial, MotionAdapter(**arch.motion))
+        zero_motion_outputs(denoising_unet)
         pose_guider = PoseGuider(**arch.pose_guider)
         pcm = PoseCorrelationModule(**arch.pcm)
         vae = AutoencoderKL(**arch.vae)
         image_encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(**arch.image_encoder))
-    size = arch.image_size
     return dict(
         vae=vae,
         image_encoder=image_encoder,
-        feature_extractor=CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size}),
         reference_unet=reference_unet,
         denoising_unet=denoising_unet,
         pose_guider=pose_guider,

@@ -1,0 +1,342 @@
+"""The main job: reference photos + a motion + a camera plan -> an animation.
+
+The high-level API the CLI and the studio share, and ``freeview animate``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .errors import UserError
+from .poses.track import BODY, PoseTrack
+
+logger = logging.getLogger(__name__)
+
+SHOT_NAMES = ("close-up", "medium", "wide")
+MAX_REFERENCE_SIDE = 2048
+
+
+@dataclass
+class Reference:
+    """A reference photo and the pose of its person.
+
+    image: ``(H, W, 3)`` uint8 RGB. keypoints: ``(128, 3)`` normalised to the image.
+    """
+
+    image: np.ndarray
+    keypoints: np.ndarray
+    name: str = "reference"
+
+    @property
+    def shot(self) -> str:
+        return shot_scale(self.keypoints)
+
+
+@dataclass
+class AnimateSettings:
+    steps: int = 20
+    guidance: float = 2.0
+    seed: int = 0
+    frames: int | None = None          # None: the whole motion
+    top_k: float | str | None = None   # references' worth of tokens per layer; "all" disables selection
+    clip_frames: int = 12
+    overlap: int = 4
+    scheduler: str = "ddim"
+    height: int | None = None          # None: the model's resolution
+    width: int | None = None
+    retarget: bool = False
+    disable_pcm: bool = False
+
+
+@dataclass
+class Animation:
+    """frames ``(N, H, W, 3)`` uint8; target: the pose track the frames follow (output framing);
+    correlation ``(N, R, h, w)`` or None; timings in seconds."""
+
+    frames: np.ndarray
+    fps: float
+    target: PoseTrack
+    correlation: np.ndarray | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def shot_scale(keypoints: np.ndarray, threshold: float = 0.3) -> str:
+    """close-up / medium / wide from which body joints are in view."""
+    seen = keypoints[BODY, 2] > threshold
+    knees_or_ankles = seen[[9, 10, 12, 13]].any()
+    hips = seen[[8, 11]].any()
+    if knees_or_ankles:
+        return "wide"
+    if hips:
+        return "medium"
+    return "close-up"
+
+
+# -- inputs -----------------------------------------------------------------------------------------
+def load_reference(path: str | os.PathLike, *, pose: np.ndarray | None = None) -> Reference:
+    """Read a reference photo; its pose comes from ``NAME.pose.json`` beside it, or is extracted.
+
+    Huge photos are downscaled. No person -> :class:`UserError`.
+    """
+    from .video import read_image
+
+    path = Path(path)
+    image = read_image(path)
+    scale = MAX_REFERENCE_SIDE / max(image.shape[:2])
+    if scale < 1:
+        import cv2
+
+        image = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+    if pose is None:
+        sidecar = path.with_suffix(".pose.json")
+        if sidecar.is_file():
+            from .poses import load_pose_file
+
+            pose = load_pose_file(sidecar).keypoints[0]
+        else:
+            from .poses import extract_image_pose
+
+            track = extract_image_pose(image)
+            if not track.detected[0]:
+                raise UserError(f"no person found in reference photo {path.name}")
+            pose = track.keypoints[0]
+    return Reference(image=image, keypoints=np.asarray(pose, np.float32), name=path.stem)
+
+
+def load_motion(path: str | os.PathLike, *, progress: bool | Callable[[int], None] = False) -> PoseTrack:
+    """A driving motion from a video (poses extracted, gaps filled) or a pose file."""
+    from .poses import extract_poses, fill_gaps, load_pose_file
+    from .video import is_image_path
+
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"motion file not found: {path}")
+    if path.suffix.lower() == ".json" or path.is_dir():
+        return load_pose_file(path)
+    if is_image_path(path):
+        raise UserError(f"motion {path.name} is a single image; give a video or a pose file")
+    track = extract_poses(path, hands=True, face=True, progress=progress)
+    if not track.detected.any():
+        raise UserError(f"no person found in any frame of {path.name}")
+    filled, report = fill_gaps(track)
+    if report.filled:
+        logger.warning("no person found in %d frame(s) of %s; the pose was interpolated or held there", report.filled, path.name)
+    return filled
+
+
+def fit_to_frame(image: np.ndarray, keypoints: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Letterbox an image (and its keypoints) into ``width x height`` without distortion.
+
+    The border is filled with the image's edge colour, so photos of any size or aspect work.
+    """
+    import cv2
+
+    h, w = image.shape[:2]
+    scale = min(width / w, height / h)
+    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+    resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    left, top = (width - new_w) // 2, (height - new_h) // 2
+    out = cv2.copyMakeBorder(resized, top, height - new_h - top, left, width - new_w - left, cv2.BORDER_REPLICATE)
+    return out, fit_keypoints(keypoints, w, h, width, height)
+
+
+def fit_keypoints(keypoints: np.ndarray, src_w: int, src_h: int, width: int, height: int) -> np.ndarray:
+    """Keypoints normalised to a ``src_w x src_h`` frame, re-normalised to its letterbox in ``width x height``."""
+    scale = min(width / src_w, height / src_h)
+    out = np.array(keypoints, dtype=np.float32, copy=True)
+    out[..., 0] = (out[..., 0] * src_w * scale + (width - src_w * scale) / 2) / width
+    out[..., 1] = (out[..., 1] * src_h * scale + (height - src_h * scale) / 2) / height
+    return out
+
+
+def target_track(motion: PoseTrack, camera=None, *, frames: int | None = None, retarget_to: Reference | None = None) -> PoseTrack:
+    """The poses the network is driven by: trimmed, retargeted, seen through the camera."""
+    if frames is not None:
+        if frames < 1:
+            raise UserError(f"frames must be at least 1, got {frames}")
+        motion = motion.slice(0, frames)
+    if retarget_to is not None:
+        from .poses import retarget
+
+        reference = PoseTrack(retarget_to.keypoints[None], retarget_to.image.shape[1], retarget_to.image.shape[0])
+        motion = retarget(motion, reference)
+    if camera is not None:
+        from .camera import apply_camera
+
+        motion = apply_camera(motion, camera)
+    return motion
+
+
+# -- the job ----------------------------------------------------------------------------------------
+def animate(
+    pipe,
+    references: list[Reference],
+    motion: PoseTrack,
+    camera=None,
+    settings: AnimateSettings | None = None,
+    *,
+    progress: Callable[[int, int, int, int], None] | None = None,
+    return_correlation: bool = True,
+) -> Animation | None:
+    """Run the pipeline; returns None when interrupted (``pipe.interrupt()``)."""
+    settings = settings or AnimateSettings()
+    if not references:
+        raise UserError("at least one reference photo is needed")
+    target = target_track(motion, camera, frames=settings.frames, retarget_to=references[0] if settings.retarget else None)
+    default_h, default_w = pipe.default_resolution
+    height, width = settings.height or default_h, settings.width or default_w
+    images, poses = zip(*(fit_to_frame(r.image, r.keypoints, width, height) for r in references))
+    keypoints = fit_keypoints(target.keypoints, target.width, target.height, width, height)
+    generator = torch.Generator().manual_seed(settings.seed)
+    out = pipe(
+        list(images), list(poses), keypoints, height=height, width=width, num_inference_steps=settings.steps,
+        guidance_scale=settings.guidance, generator=generator, top_k=settings.top_k, disable_pcm=settings.disable_pcm,
+        scheduler=settings.scheduler, context_frames=settings.clip_frames, context_overlap=settings.overlap,
+        return_correlation=return_correlation, progress=progress,
+    )
+    if out.interrupted:
+        return None
+    fitted = PoseTrack(keypoints, width, height, target.fps, detected=target.detected)
+    return Animation(out.frames, target.fps, fitted, out.correlation, out.timings)
+
+
+# -- CLI --------------------------------------------------------------------------------------------
+def register(subparsers, bench) -> None:
+    p = subparsers.add_parser("animate", help="animate reference photos along a motion and a camera plan -> MP4")
+    p.add_argument("--refs", nargs="+", required=True, metavar="IMG", help="reference photos of the person (several shots help)")
+    p.add_argument("--motion", required=True, help="driving video, or a pose file (ours or OpenPose JSON)")
+    p.add_argument("--camera", help="camera timeline JSON (zooms, pans, cuts, orbits)")
+    p.add_argument("--model", help="model directory (default: the embedded default model)")
+    p.add_argument("--out", "-o", required=True, help="output MP4")
+    p.add_argument("--steps", type=int, default=AnimateSettings.steps)
+    p.add_argument("--guidance", type=float, default=AnimateSettings.guidance, help="classifier-free guidance (1 = off)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--frames", type=int, help="only the first N frames of the motion")
+    p.add_argument("--top-k", default=None, help="reference tokens kept per layer, in references' worth (default 1), or 'all'")
+    p.add_argument("--clip-frames", type=int, default=12)
+    p.add_argument("--overlap", type=int, default=4)
+    p.add_argument("--scheduler", default="ddim", choices=["ddim", "dpmsolver++"])
+    p.add_argument("--retarget", action="store_true", help="give the motion the first reference's body proportions")
+    p.add_argument("--frames-dir", help="also write PNG frames here")
+    p.add_argument("--preview", help="also write a side-by-side MP4 (pose | result)")
+    p.add_argument("--correlation", help="also write the correlation maps as a PNG")
+    p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: best available)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
+    p.add_argument("--cpu-offload", action="store_true", help="keep idle components in CPU memory (GPU)")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--compile", action="store_true", help="torch.compile the denoising UNet")
+    p.set_defaults(func=_run_animate)
+
+
+def parse_top_k(value: str | None) -> float | str | None:
+    if value is None or value == "all":
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise UserError(f"--top-k must be a positive number or 'all', got {value!r}") from None
+
+
+def _run_animate(args) -> int:
+    from tqdm import tqdm
+
+    from .camera import CameraTimeline
+    from .device import estimate_peak_memory_mb
+    from .files import _check_parent
+    from .model import load_pipeline
+    from .video import write_video
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".mp4":
+        raise UserError(f"output must be an .mp4 file, got {out.name}")
+    _check_parent(out)
+    settings = AnimateSettings(
+        steps=args.steps, guidance=args.guidance, seed=args.seed, frames=args.frames, top_k=parse_top_k(args.top_k),
+        clip_frames=args.clip_frames, overlap=args.overlap, scheduler=args.scheduler, retarget=args.retarget,
+    )
+    if settings.steps < 1:
+        raise UserError(f"--steps must be at least 1, got {settings.steps}")
+    if not settings.guidance >= 1:
+        raise UserError(f"--guidance must be >= 1 (1 turns guidance off), got {settings.guidance}")
+    references = [load_reference(p) for p in args.refs]
+    motion = load_motion(args.motion, progress=True)
+    camera = CameraTimeline.load(args.camera) if args.camera else None
+    pipe = load_pipeline(args.model, device=args.device, precision=args.precision, cpu_offload=args.cpu_offload,
+                         channels_last=args.channels_last, compile=args.compile)
+    frames = min(len(motion), settings.frames or len(motion))
+    h, w = pipe.default_resolution
+    print(f"freeview: {frames} frames at {w}x{h} from {len(references)} reference(s); "
+          f"estimated peak memory {estimate_peak_memory_mb(pipe, frames, h, w, len(references)):.0f} MB")
+    bar = tqdm(total=None, unit="clip-step", desc="animate")
+
+    def progress(step, steps, clip, clips):
+        bar.total = steps * clips
+        bar.set_postfix_str(f"step {step + 1}/{steps} clip {clip + 1}/{clips}")
+        bar.update()
+
+    result = animate(pipe, references, motion, camera, settings, progress=progress, return_correlation=bool(args.correlation))
+    bar.close()
+    audio = None if Path(args.motion).suffix.lower() == ".json" or Path(args.motion).is_dir() else args.motion
+    write_video(out, result.frames, result.fps, audio_from=audio)
+    if args.frames_dir:
+        write_frames(args.frames_dir, result.frames)
+    if args.preview:
+        from .poses import render_pose
+
+        poses = np.stack([render_pose(kp, result.frames.shape[2], result.frames.shape[1]) for kp in result.target.keypoints])
+        write_video(args.preview, np.concatenate([poses, result.frames], axis=2), result.fps)
+    if args.correlation and result.correlation is not None:
+        save_correlation_png(args.correlation, [r.image for r in references], result.correlation)
+    t = result.timings
+    print(f"freeview: wrote {out} ({len(result.frames)} frames, {result.fps:g} fps) in "
+          f"{sum(t.values()):.1f} s (reference {t['reference']:.1f} s, denoise {t['denoise']:.1f} s, decode {t['decode']:.1f} s)")
+    return 0
+
+
+def write_frames(folder: str | os.PathLike, frames: np.ndarray) -> None:
+    from PIL import Image
+
+    from .files import atomic_path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, frame in enumerate(frames):
+        with atomic_path(folder / f"frame_{i:05d}.png") as tmp:
+            Image.fromarray(frame).save(tmp, format="PNG")
+
+
+def correlation_picture(reference_images: list[np.ndarray], correlation: np.ndarray, frames: int = 6, size: int = 96) -> np.ndarray:
+    """A grid: one row per sampled target frame, one column per reference; each reference tinted by
+    where its correlation map is high (red = used most). correlation ``(N, R, h, w)``."""
+    import cv2
+
+    n = correlation.shape[0]
+    rows = []
+    picks = np.linspace(0, n - 1, min(frames, n)).round().astype(int)
+    lo, hi = float(correlation.min()), float(correlation.max())
+    span = hi - lo if hi > lo else 1.0
+    thumbs = [cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA) for img in reference_images]
+    for f in picks:
+        row = []
+        for r, thumb in enumerate(thumbs):
+            heat = cv2.resize(((correlation[f, r] - lo) / span).astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
+            colour = cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
+            row.append((0.5 * thumb + 0.5 * colour).astype(np.uint8))
+        rows.append(np.concatenate(row, axis=1))
+    return np.concatenate(rows, axis=0)
+
+
+def save_correlation_png(path: str | os.PathLike, reference_images: list[np.ndarray], correlation: np.ndarray) -> None:
+    from PIL import Image
+
+    from .files import atomic_path
+
+    with atomic_path(path) as tmp:
+        Image.fromarray(correlation_picture(reference_images, correlation)).save(tmp, format="PNG")

@@ -1,0 +1,459 @@
+"""Camera timelines: keyframes, cuts and shot presets, applied to a pose track (pure functions).
+
+Camera model. The output frame (``width`` x ``height`` pixels) looks at the
+source frame of the pose track. At zoom 1 and no pan the whole source frame
+fits inside the output, centred (``base = min(out_w / src_w, out_h / src_h)``).
+``pan_x``/``pan_y`` move the centre of view, in fractions of the source
+width/height (0 = centre, +0.25 = a quarter frame right/down). ``zoom`` scales
+about that centre. ``yaw`` orbits the camera about the body's vertical axis (in
+degrees), which needs the track's 3D world landmarks.
+
+Timeline semantics. Keyframes and cuts are control points sorted by frame.
+Between two keyframes values move with the first one's easing ("linear",
+"ease-in-out" or "hold"); a cut changes the values instantly at its frame (the
+segment before it holds). Before the first control point the first one's
+values hold, after the last the last one's. A control point with ``shot`` set
+to a preset ("close-up", "medium", "wide") takes zoom and pan from the pose's
+extent over its shot (up to the next cut). Shots are the spans between cuts.
+
+JSON (versioned)::
+
+    {"version": 1, "width": 512, "height": 512,
+     "keyframes": [{"frame": 0, "zoom": 1.0, "pan_x": 0.0, "pan_y": 0.0, "yaw": 0.0, "easing": "linear",
+                    "shot": null, "label": null}, ...],
+     "cuts": [{"frame": 50, "shot": "close-up", "label": "CU"}, ...]}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+from .files import write_text_atomic
+from .poses.geometry import fit_weak_perspective, rotate_yaw
+from .poses.track import BODY, BODY_INDEX, PoseTrack
+
+SCHEMA_VERSION = 1
+EASINGS = ("linear", "ease-in-out", "hold")
+SHOT_PRESETS = ("close-up", "medium", "wide")
+VISIBLE = 0.3
+
+
+@dataclass(frozen=True)
+class Keyframe:
+    """Camera values at ``frame``; ``easing`` shapes the move towards the next keyframe."""
+
+    frame: int
+    zoom: float = 1.0
+    pan_x: float = 0.0
+    pan_y: float = 0.0
+    yaw: float = 0.0
+    easing: str = "linear"
+    shot: str | None = None
+    label: str | None = None
+
+
+@dataclass(frozen=True)
+class Cut(Keyframe):
+    """An instant change of camera values at ``frame``; it starts a new shot."""
+
+
+@dataclass(frozen=True)
+class CameraState:
+    """The camera at one frame."""
+
+    zoom: float
+    pan_x: float
+    pan_y: float
+    yaw: float
+    shot: str
+
+
+@dataclass(frozen=True)
+class Shot:
+    """Frames ``start`` (inclusive) to ``stop`` (exclusive) between cuts, with their name."""
+
+    index: int
+    start: int
+    stop: int
+    name: str
+
+
+def _where(kind: str, index: int) -> str:
+    return f"{kind}s[{index}]"
+
+
+def _check_point(point: Keyframe, where: str) -> None:
+    if isinstance(point.frame, bool) or not isinstance(point.frame, (int, np.integer)):
+        if isinstance(point.frame, float) and math.isnan(point.frame):
+            raise UserError(f"{where}.frame is NaN")
+        raise UserError(f"{where}.frame must be a whole number, got {point.frame!r}")
+    if point.frame < 0:
+        raise UserError(f"{where}.frame must be >= 0, got {point.frame}")
+    for name in ("zoom", "pan_x", "pan_y", "yaw"):
+        value = getattr(point, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+            raise UserError(f"{where}.{name} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise UserError(f"{where}.{name} must be a finite number, got {value}")
+    if point.zoom <= 0:
+        raise UserError(f"{where}.zoom must be > 0, got {point.zoom}")
+    if point.easing not in EASINGS:
+        raise UserError(f"{where}.easing must be one of {', '.join(EASINGS)}, got {point.easing!r}")
+    if point.shot is not None and point.shot not in SHOT_PRESETS:
+        raise UserError(f"{where}.shot must be one of {', '.join(SHOT_PRESETS)} or null, got {point.shot!r}")
+
+
+def _parse_aspect(aspect: str) -> float:
+    try:
+        w, h = (float(v) for v in str(aspect).replace("/", ":").split(":"))
+        if w > 0 and h > 0:
+            return w / h
+    except ValueError:
+        pass
+    raise UserError(f"aspect must look like '16:9', got {aspect!r}")
+
+
+@dataclass(frozen=True)
+class CameraTimeline:
+    """Keyframes, cuts and output size; validated on creation (``UserError`` naming the field and value)."""
+
+    keyframes: tuple[Keyframe, ...] = ()
+    cuts: tuple[Cut, ...] = ()
+    width: int | None = None
+    height: int | None = None
+    aspect: str | None = None
+    version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "keyframes", tuple(self.keyframes))
+        object.__setattr__(self, "cuts", tuple(self.cuts))
+        if self.version > SCHEMA_VERSION:
+            raise UserError(f"camera timeline version {self.version} is newer than this FreeView reads ({SCHEMA_VERSION})")
+        for kind, points in (("keyframe", self.keyframes), ("cut", self.cuts)):
+            for i, point in enumerate(points):
+                _check_point(point, _where(kind, i))
+            for i in range(1, len(points)):
+                a, b = points[i - 1].frame, points[i].frame
+                if b == a:
+                    raise UserError(f"{_where(kind, i)}.frame={b} duplicates {_where(kind, i - 1)}.frame")
+                if b < a:
+                    raise UserError(f"{_where(kind, i)}.frame={b} comes before {_where(kind, i - 1)}.frame={a}: "
+                                    f"{kind}s must be sorted by frame")
+        key_frames = {k.frame: i for i, k in enumerate(self.keyframes)}
+        for i, cut in enumerate(self.cuts):
+            if cut.frame in key_frames:
+                raise UserError(f"cuts[{i}].frame={cut.frame} duplicates keyframes[{key_frames[cut.frame]}].frame")
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 2):
+                raise UserError(f"{name} must be a whole number >= 2, got {value!r}")
+        if self.aspect is not None:
+            _parse_aspect(self.aspect)
+
+    # --- validation against a track -------------------------------------------------------
+    def check_frames(self, num_frames: int) -> None:
+        """UserError when a keyframe or cut lies beyond a track of ``num_frames`` frames."""
+        for kind, points in (("keyframe", self.keyframes), ("cut", self.cuts)):
+            for i, point in enumerate(points):
+                if point.frame >= num_frames:
+                    raise UserError(f"{_where(kind, i)}.frame={point.frame} is beyond the track "
+                                    f"({num_frames} frames, last is {num_frames - 1})")
+
+    def output_size(self, track: PoseTrack) -> tuple[int, int]:
+        """Output (width, height): explicit, else from ``aspect`` at the track's height, else the track's size."""
+        if self.width and self.height:
+            return int(self.width), int(self.height)
+        if self.aspect:
+            ratio = _parse_aspect(self.aspect)
+            if self.width:
+                return int(self.width), max(2, int(round(self.width / ratio / 2)) * 2)
+            height = int(self.height or track.height)
+            return max(2, int(round(height * ratio / 2)) * 2), height
+        return int(self.width or track.width), int(self.height or track.height)
+
+    # --- JSON ---------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {
+            "version": self.version, "width": self.width, "height": self.height, "aspect": self.aspect,
+            "keyframes": [asdict(k) for k in self.keyframes], "cuts": [asdict(c) for c in self.cuts],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "CameraTimeline":
+        if not isinstance(data, dict):
+            raise UserError(f"a camera timeline must be a JSON object, got {type(data).__name__}")
+        known = {"version", "width", "height", "aspect", "keyframes", "cuts"}
+        unknown = set(data) - known
+        if unknown:
+            raise UserError(f"unknown camera timeline field(s): {', '.join(sorted(unknown))}")
+        point_fields = {f.name for f in fields(Keyframe)}
+
+        def points(kind: str, cls_):
+            items = data.get(kind + "s") or []
+            if not isinstance(items, list):
+                raise UserError(f"{kind}s must be a list, got {items!r}")
+            out = []
+            for i, item in enumerate(items):
+                if not isinstance(item, dict) or "frame" not in item:
+                    raise UserError(f"{_where(kind, i)} must be an object with a 'frame', got {item!r}")
+                extra = set(item) - point_fields
+                if extra:
+                    raise UserError(f"{_where(kind, i)}: unknown field(s) {', '.join(sorted(extra))}")
+                item = dict(item)
+                if isinstance(item["frame"], float) and item["frame"].is_integer():
+                    item["frame"] = int(item["frame"])
+                out.append(cls_(**item))
+            return tuple(out)
+
+        return cls(points("keyframe", Keyframe), points("cut", Cut), data.get("width"), data.get("height"),
+                   data.get("aspect"), int(data.get("version", SCHEMA_VERSION)))
+
+    @classmethod
+    def from_json(cls, text: str) -> "CameraTimeline":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"camera timeline is not valid JSON: {exc}") from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "CameraTimeline":
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            raise UserError(f"camera timeline not found: {path}") from None
+        try:
+            return cls.from_json(text)
+        except UserError as exc:
+            raise UserError(f"{path}: {exc}") from None
+
+    def save(self, path: str | os.PathLike) -> Path:
+        write_text_atomic(path, self.to_json())
+        return Path(path)
+
+
+# --- shot presets -----------------------------------------------------------------------------------
+
+def _frames_of(track: PoseTrack, frame_or_range) -> np.ndarray:
+    if isinstance(frame_or_range, (tuple, list, range)):
+        start, stop = (frame_or_range.start, frame_or_range.stop) if isinstance(frame_or_range, range) else frame_or_range
+        start, stop = max(0, int(start)), min(len(track), int(stop))
+        if stop <= start:
+            raise UserError(f"empty frame range {frame_or_range!r} for a track of {len(track)} frames")
+        return track.keypoints[start:stop, BODY]
+    frame = int(frame_or_range)
+    if not 0 <= frame < len(track):
+        raise UserError(f"frame {frame} is beyond the track ({len(track)} frames)")
+    return track.keypoints[frame:frame + 1, BODY]
+
+
+def _robust(values: np.ndarray, visible: np.ndarray, reduce) -> float:
+    """Median over frames of a per-frame reduction of the visible values; NaN when never visible."""
+    masked = np.where(visible, values, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: the joints are never visible
+        return float(np.nanmedian(reduce(masked, axis=1)))
+
+
+def _preset_box(body: np.ndarray, width: int, height: int, name: str) -> tuple[float, float, float, float, float | None]:
+    """Pixel box (left, top, right, bottom) the preset must show, and the line (pixels) it must end above."""
+    px = body[..., :2] * np.array([width, height], np.float32)
+    seen = body[..., 2] > VISIBLE
+    idx = lambda *names: [BODY_INDEX[n] for n in names]  # noqa: E731
+    head = idx("nose", "r_eye", "l_eye", "r_ear", "l_ear")
+    shoulders = idx("neck", "r_shoulder", "l_shoulder")
+    hips = idx("r_hip", "l_hip")
+    knees = idx("r_knee", "l_knee")
+    ankles = idx("r_ankle", "l_ankle")
+
+    def y(ids, reduce=np.nanmean):
+        return _robust(px[..., ids, 1], seen[..., ids], reduce)
+
+    def x(ids, reduce):
+        return _robust(px[..., ids, 0], seen[..., ids], reduce)
+
+    head_y, shoulder_y, hip_y, knee_y, ankle_y = y(head), y(shoulders), y(hips), y(knees), y(ankles)
+    if not np.isfinite(shoulder_y) and not np.isfinite(head_y):
+        raise UserError(f"cannot frame a {name} shot: no head or shoulders visible in the pose")
+    unit = abs(shoulder_y - head_y) if np.isfinite(shoulder_y) and np.isfinite(head_y) else 0.1 * height
+    unit = max(unit, 0.02 * height)
+    top = (head_y if np.isfinite(head_y) else shoulder_y - unit) - 0.9 * unit  # the head's top above the eyes
+    torso = (hip_y - shoulder_y) if np.isfinite(hip_y) and np.isfinite(shoulder_y) else 2.5 * unit
+    if name == "close-up":
+        ids, bottom, limit = head + shoulders, shoulder_y + 0.45 * torso, shoulder_y + 0.8 * torso
+    elif name == "medium":
+        ids = head + shoulders + hips + idx("r_elbow", "l_elbow")
+        bottom = (hip_y if np.isfinite(hip_y) else shoulder_y + torso) + 0.1 * torso
+        knee = knee_y if np.isfinite(knee_y) else shoulder_y + 1.8 * torso
+        limit = hip_y + 0.6 * (knee - hip_y) if np.isfinite(hip_y) else knee - 0.2 * torso
+    elif name == "wide":
+        ids = list(range(18))
+        feet = ankle_y if np.isfinite(ankle_y) else (knee_y + 0.8 * torso if np.isfinite(knee_y) else shoulder_y + 3.2 * torso)
+        bottom, limit = feet + 0.15 * unit, None
+    else:
+        raise UserError(f"unknown shot preset {name!r}; expected one of {', '.join(SHOT_PRESETS)}")
+    left, right = x(ids, np.nanmin), x(ids, np.nanmax)
+    if not (np.isfinite(left) and np.isfinite(right)):
+        left = right = width / 2
+    return left, top, right, bottom, limit
+
+
+def shot_preset(track: PoseTrack, frame_or_range, name: str, width: int | None = None, height: int | None = None,
+                margin: float = 0.08) -> Keyframe:
+    """Zoom and pan that frame ``name`` ("close-up" | "medium" | "wide") for the pose at a frame or over a range.
+
+    close-up shows head and shoulders and ends above the hips; medium shows the
+    body from the head to the waist and ends above the knees; wide shows the
+    full body. ``width``/``height`` are the output size (default: the track's).
+    Returns a :class:`Keyframe` at the first frame with ``shot=name``.
+    """
+    if name not in SHOT_PRESETS:
+        raise UserError(f"unknown shot preset {name!r}; expected one of {', '.join(SHOT_PRESETS)}")
+    out_w, out_h = width or track.width, height or track.height
+    body = _frames_of(track, frame_or_range)
+    left, top, right, bottom, limit = _preset_box(body, track.width, track.height, name)
+    base = min(out_w / track.width, out_h / track.height)
+    box_w, box_h = max(right - left, 1.0), max(bottom - top, 1.0)
+    zoom = min(out_w * (1 - 2 * margin) / (box_w * base), out_h * (1 - 2 * margin) / (box_h * base))
+    if limit is not None:  # the view must end above the line the preset promises to drop
+        zoom = max(zoom, out_h / ((limit - top + margin * box_h) * base))
+    view_h = out_h / (zoom * base)
+    centre_x = 0.5 * (left + right)
+    centre_y = (top - margin * box_h) + view_h / 2 if limit is not None else 0.5 * (top + bottom)
+    first = int(frame_or_range[0] if isinstance(frame_or_range, (tuple, list)) else
+                frame_or_range.start if isinstance(frame_or_range, range) else frame_or_range)
+    return Keyframe(frame=first, zoom=float(zoom), pan_x=float(centre_x / track.width - 0.5),
+                    pan_y=float(centre_y / track.height - 0.5), shot=name)
+
+
+# --- evaluating a timeline -------------------------------------------------------------------------
+
+def _control_points(timeline: CameraTimeline) -> list[Keyframe]:
+    return sorted(list(timeline.keyframes) + list(timeline.cuts), key=lambda p: p.frame)
+
+
+def list_shots(timeline: CameraTimeline, num_frames: int) -> list[Shot]:
+    """The shots (spans between cuts) of a track of ``num_frames`` frames, each named by its first named point."""
+    bounds = [0] + [c.frame for c in timeline.cuts if 0 < c.frame < num_frames] + [num_frames]
+    points = _control_points(timeline)
+    shots = []
+    for i, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:])):
+        inside = [p for p in points if start <= p.frame < stop] or [p for p in points if p.frame < start][-1:]
+        names = [p.label or p.shot for p in inside if p.label or p.shot]
+        shots.append(Shot(i, start, stop, names[0] if names else f"shot {i + 1}"))
+    return shots
+
+
+def _resolved_points(timeline: CameraTimeline, track: PoseTrack) -> list[Keyframe]:
+    """Control points with shot presets turned into zoom/pan over their shot's frames."""
+    out_w, out_h = timeline.output_size(track)
+    points = _control_points(timeline)
+    cut_frames = [c.frame for c in timeline.cuts] + [len(track)]
+    resolved = []
+    for p in points:
+        if p.shot is not None:
+            stop = min(f for f in cut_frames if f > p.frame) if any(f > p.frame for f in cut_frames) else len(track)
+            preset = shot_preset(track, (p.frame, stop), p.shot, out_w, out_h)
+            p = replace(p, zoom=preset.zoom, pan_x=preset.pan_x, pan_y=preset.pan_y)
+        resolved.append(p)
+    return resolved
+
+
+def _ease(u: np.ndarray, easing: np.ndarray) -> np.ndarray:
+    smooth = u * u * (3.0 - 2.0 * u)
+    return np.select([easing == 0, easing == 1], [u, smooth], default=np.zeros_like(u))
+
+
+def camera_curves(timeline: CameraTimeline, track: PoseTrack) -> tuple[np.ndarray, list[str]]:
+    """Per-frame camera values ``(frames, 4)`` (zoom, pan_x, pan_y, yaw) and shot names for every frame of ``track``."""
+    timeline.check_frames(len(track))
+    n = len(track)
+    points = _resolved_points(timeline, track)
+    if not points:
+        return np.tile(np.array([1.0, 0.0, 0.0, 0.0]), (n, 1)), [s.name for s in list_shots(timeline, n) for _ in range(s.start, s.stop)]
+    frames = np.array([p.frame for p in points])
+    values = np.array([[p.zoom, p.pan_x, p.pan_y, p.yaw] for p in points], np.float64)
+    easing = np.array([EASINGS.index(p.easing) for p in points])
+    is_cut = np.array([isinstance(p, Cut) for p in points])
+    t = np.arange(n)
+    i = np.searchsorted(frames, t, side="right") - 1  # the control point at or before each frame
+    i0 = np.clip(i, 0, len(points) - 1)
+    i1 = np.clip(i + 1, 0, len(points) - 1)
+    span = np.maximum(frames[i1] - frames[i0], 1)
+    u = np.clip((t - frames[i0]) / span, 0.0, 1.0)
+    e = _ease(u, easing[i0])
+    e = np.where((i < 0) | (i >= len(points) - 1) | is_cut[i1], 0.0, e)
+    curves = values[i0] + (values[i1] - values[i0]) * e[:, None]
+    # Shot name per frame: the latest named point of the current shot, else the shot's name.
+    shots = list_shots(timeline, n)
+    names = []
+    for shot in shots:
+        named = [(p.frame, p.label or p.shot) for p in points if (p.label or p.shot) and shot.start <= p.frame < shot.stop]
+        for f in range(shot.start, shot.stop):
+            current = [name for pf, name in named if pf <= f]
+            names.append(current[-1] if current else shot.name)
+    return curves, names
+
+
+def camera_at(timeline: CameraTimeline, frame: int, track: PoseTrack) -> CameraState:
+    """The camera at ``frame`` of ``track`` (presets resolved from the track's pose)."""
+    if not 0 <= frame < len(track):
+        raise UserError(f"frame {frame} is beyond the track ({len(track)} frames)")
+    curves, names = camera_curves(timeline, track)
+    zoom, pan_x, pan_y, yaw = (float(v) for v in curves[frame])
+    return CameraState(zoom, pan_x, pan_y, yaw, names[frame])
+
+
+def _orbit(track: PoseTrack, yaw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Keypoints ``(frames, 128, 3)`` and world after orbiting by ``yaw (frames,)`` degrees (weak perspective)."""
+    if track.world is None:
+        first = int(np.flatnonzero(yaw != 0)[0])
+        raise UserError(f"the camera timeline orbits (yaw {yaw[first]:g} degrees at frame {first}) but the pose track "
+                        "has no 3D world landmarks; extract poses from video or photos with `freeview pose extract`, "
+                        "or set yaw to 0")
+    size = np.array([track.width, track.height], np.float32)
+    px = track.keypoints[..., :2] * size
+    weights = np.where(track.keypoints[:, BODY, 2] > VISIBLE, track.keypoints[:, BODY, 2], 0.0)
+    s, t, ok = fit_weak_perspective(px[:, BODY], track.world[:, BODY], weights)
+    world = rotate_yaw(track.world, yaw)
+    orbited = s[:, None, None] * world[..., :2] + t[:, None, :]
+    keypoints = track.keypoints.copy()
+    move = ok & (yaw != 0)
+    keypoints[move, :, :2] = orbited[move] / size
+    # A point turned to face away from the camera is still drawn: OpenPose-style poses have no occlusion.
+    return keypoints, world
+
+
+def apply_camera(track: PoseTrack, timeline: CameraTimeline) -> PoseTrack:
+    """The target pose track seen through the camera: ``(frames, 128, 3)`` at the timeline's output size.
+
+    Keypoints that leave the output frame get confidence 0. Vectorised over frames.
+    """
+    curves, _ = camera_curves(timeline, track)
+    out_w, out_h = timeline.output_size(track)
+    zoom, pan_x, pan_y, yaw = curves.T
+    keypoints, world = track.keypoints, track.world
+    if np.any(yaw != 0):
+        keypoints, world = _orbit(track, yaw)
+    base = min(out_w / track.width, out_h / track.height)
+    scale = (zoom * base)[:, None]
+    src = keypoints[..., :2] * np.array([track.width, track.height], np.float32)
+    centre = np.stack([(0.5 + pan_x) * track.width, (0.5 + pan_y) * track.height], axis=-1)[:, None, :]
+    out_px = (src - centre) * scale[..., None] + np.array([out_w / 2, out_h / 2])
+    xy = out_px / np.array([out_w, out_h])
+    inside = (xy >= 0).all(axis=-1) & (xy <= 1).all(axis=-1)
+    conf = np.where(inside, keypoints[..., 2], 0.0)
+    out = np.concatenate([xy, conf[..., None]], axis=-1).astype(np.float32)
+    return PoseTrack(out, out_w, out_h, track.fps, world, track.detected.copy())

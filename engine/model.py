@@ -1,0 +1,85 @@
+"""Loading a model directory (the embedded default unless told otherwise)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import torch
+
+from .device import pick_device, pick_dtype
+from .errors import UserError
+
+logger = logging.getLogger(__name__)
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+DEFAULT_MODEL_DIR = ASSETS / "default_model"
+COMPONENTS = ("vae", "image_encoder", "reference_unet", "denoising_unet", "pose_guider", "pcm", "scheduler")
+RESTORE_HINT = (
+    "restore it with `git checkout -- assets/default_model` (or re-install FreeView), "
+    "or re-train it with the command in assets/default_model/README.md"
+)
+
+
+def default_model_dir() -> Path:
+    return Path(os.environ.get("FREEVIEW_MODEL", DEFAULT_MODEL_DIR))
+
+
+def check_model_dir(path: str | os.PathLike) -> Path:
+    """A clear error for a missing directory or component; returns the path."""
+    path = Path(path)
+    is_default = path.resolve() == DEFAULT_MODEL_DIR.resolve()
+    hint = f"; {RESTORE_HINT}" if is_default else ""
+    if not path.is_dir():
+        raise UserError(f"model directory {path} does not exist{hint}")
+    if not (path / "model_index.json").is_file():
+        raise UserError(f"{path} is not a FreeView model directory (no model_index.json){hint}")
+    for name in COMPONENTS:
+        folder = path / name
+        config = "scheduler_config.json" if name == "scheduler" else "config.json"
+        if not (folder / config).is_file():
+            raise UserError(f"model directory {path} is missing the {name} component ({folder / config}){hint}")
+        if name != "scheduler" and not any(folder.glob("*.safetensors")):
+            raise UserError(f"model directory {path} has no safetensors weights for {name}{hint}")
+    return path
+
+
+def load_pipeline(
+    model_dir: str | os.PathLike | None = None,
+    *,
+    device: str | None = None,
+    precision: str = "auto",
+    cpu_offload: bool = False,
+    channels_last: bool = False,
+    compile: bool = False,
+):
+    """Load a :class:`~engine.pipeline.FreeViewPipeline` onto the best device.
+
+    ``model_dir=None`` loads the embedded default. Device: CUDA, then MPS, then CPU;
+    precision fp32 on CPU, bf16/fp16 on GPUs.
+    """
+    from .pipeline import FreeViewPipeline
+
+    path = check_model_dir(model_dir or default_model_dir())
+    target = pick_device(device)
+    dtype = pick_dtype(target, precision)
+    try:
+        pipe = FreeViewPipeline.from_pretrained(path, torch_dtype=dtype)
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        hint = f"; {RESTORE_HINT}" if path.resolve() == DEFAULT_MODEL_DIR.resolve() else ""
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise UserError(f"cannot load the model in {path}: {first}{hint}") from None
+    pipe.set_progress_bar_config(disable=True)
+    pipe.vae.enable_slicing()
+    if cpu_offload and target.type == "cuda":
+        pipe.enable_model_cpu_offload(device=target)
+    else:
+        pipe.to(target)
+    if channels_last:
+        for unet in (pipe.reference_unet, pipe.denoising_unet):
+            unet.to(memory_format=torch.channels_last)
+    if compile:
+        pipe.network.denoising_unet = torch.compile(pipe.denoising_unet)
+    logger.info("loaded %s on %s (%s)", path, target, dtype)
+    return pipe

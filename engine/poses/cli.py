@@ -1,0 +1,149 @@
+"""``freeview pose extract|render`` and ``freeview bench pose``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+
+logger = logging.getLogger(__name__)
+
+
+def register(subparsers, bench) -> None:
+    pose = subparsers.add_parser("pose", help="extract, render and convert pose tracks")
+    pose_sub = pose.add_subparsers(dest="pose_command", metavar="ACTION")
+    pose_sub.required = True
+
+    extract = pose_sub.add_parser("extract", help="poses of a video or photo -> a pose file")
+    extract.add_argument("input", metavar="INPUT", help="video or image")
+    extract.add_argument("-o", "--output", required=True, metavar="POSE.json", help="native pose file to write")
+    extract.add_argument("--hands", action="store_true", help="also extract hand keypoints")
+    extract.add_argument("--face", action="store_true", help="also extract the 68 face keypoints")
+    extract.add_argument("--num-poses", type=int, default=2, help="people to detect per frame; one is followed (default 2)")
+    extract.add_argument("--smooth", action="store_true", help="One-Euro smoothing of the track")
+    extract.add_argument("--max-gap", type=int, default=None,
+                         help="longest run of frames without a person to fill (default: one second; 0 fills none)")
+    extract.add_argument("--openpose-dir", metavar="DIR", help="also write one OpenPose JSON per frame into DIR")
+    extract.add_argument("--no-progress", action="store_true", help="no progress bar")
+    extract.set_defaults(func=run_extract)
+
+    render = pose_sub.add_parser("render", help="a pose file (through a camera timeline) -> skeleton preview MP4")
+    render.add_argument("pose", metavar="POSE.json", help="native pose file, OpenPose JSON or a folder of them")
+    render.add_argument("--camera", metavar="TIMELINE.json", help="camera timeline to apply")
+    render.add_argument("-o", "--output", required=True, metavar="PREVIEW.mp4")
+    render.add_argument("--width", type=int, help="frame width for OpenPose JSON without a size")
+    render.add_argument("--height", type=int, help="frame height for OpenPose JSON without a size")
+    render.add_argument("--no-labels", action="store_true", help="do not draw the shot name and frame number")
+    render.set_defaults(func=run_render)
+
+    bench_pose = bench.add_parser("pose", help="pose extraction frames per second (body; body + hands + face)")
+    bench_pose.add_argument("--json", metavar="OUT.json", help="also write the figures here")
+    bench_pose.add_argument("--frames", type=int, default=150, help="frames in the benchmark video (default 150)")
+    bench_pose.add_argument("--size", type=int, default=512, help="video size in pixels (default 512)")
+    bench_pose.set_defaults(func=run_bench)
+
+
+def run_extract(args: argparse.Namespace) -> int:
+    from .extract import extract_poses
+    from .files import save_openpose, save_pose_file
+    from .filters import fill_gaps, smooth_track
+
+    if args.num_poses < 1:
+        raise UserError(f"--num-poses must be >= 1, got {args.num_poses}")
+    track = extract_poses(args.input, hands=args.hands, face=args.face, num_poses=args.num_poses,
+                          progress=not args.no_progress)
+    found = int(track.detected.sum())
+    report = None
+    if found and args.max_gap != 0:
+        track, report = fill_gaps(track, args.max_gap)
+    if args.smooth:
+        track = smooth_track(track)
+    save_pose_file(track, args.output)
+    if args.openpose_dir:
+        save_openpose(track, args.openpose_dir, Path(args.input).stem)
+    message = f"{args.output}: {len(track)} frames, a person in {found}"
+    if report is not None and (report.filled or report.unfilled):
+        message += f"; filled {report.filled} frames in {report.gaps} gaps, {report.unfilled} left empty"
+    print(message)
+    if not found:
+        print(f"freeview: warning: no person found in {args.input}", file=sys.stderr)
+    return 0
+
+
+def draw_label(frame: np.ndarray, text: str) -> np.ndarray:
+    """Write ``text`` in the top-left corner of an RGB frame (in place) and return it."""
+    import cv2
+
+    scale = max(0.4, frame.shape[0] / 720)
+    cv2.putText(frame, text, (8, int(24 * scale) + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
+                max(1, int(round(scale * 1.5))), cv2.LINE_AA)
+    return frame
+
+
+def run_render(args: argparse.Namespace) -> int:
+    from ..camera import CameraTimeline, apply_camera, camera_curves
+    from ..video import write_video
+    from .files import load_pose_file
+    from .render import render_track
+
+    track = load_pose_file(args.pose, args.width, args.height)
+    names = ["full frame"] * len(track)
+    if args.camera:
+        timeline = CameraTimeline.load(args.camera)
+        _, names = camera_curves(timeline, track)
+        track = apply_camera(track, timeline)
+    frames = render_track(track)
+    if not args.no_labels:
+        frames = (draw_label(f, f"{names[i]}  frame {i}") for i, f in enumerate(frames))
+    write_video(args.output, frames, track.fps)
+    print(f"{args.output}: {len(track)} frames, {track.width}x{track.height}")
+    return 0
+
+
+def make_benchmark_video(path: Path, frames: int = 150, size: int = 512, fps: float = 25.0) -> Path:
+    """A video of a real person (scikit-image's astronaut) gently panning and zooming."""
+    import cv2
+    from skimage import data
+
+    from ..video import write_video
+
+    image = cv2.resize(data.astronaut(), (size, size), interpolation=cv2.INTER_AREA)
+
+    def frame(i: int) -> np.ndarray:
+        t = i / fps
+        zoom = 1.0 + 0.08 * np.sin(2 * np.pi * t / 3.0)
+        dx, dy = 0.04 * size * np.sin(2 * np.pi * t / 2.0), 0.03 * size * np.cos(2 * np.pi * t / 2.5)
+        matrix = cv2.getRotationMatrix2D((size / 2, size / 2), 2.0 * np.sin(2 * np.pi * t / 4.0), zoom)
+        matrix[:, 2] += (dx, dy)
+        return cv2.warpAffine(image, matrix, (size, size), borderMode=cv2.BORDER_REFLECT)
+
+    return write_video(path, (frame(i) for i in range(frames)), fps)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    from ..files import write_text_atomic
+    from .extract import extract_poses
+
+    with tempfile.TemporaryDirectory() as tmp:
+        video = make_benchmark_video(Path(tmp) / "astronaut.mp4", args.frames, args.size)
+        figures = {}
+        for key, full in (("fps_body", False), ("fps_full", True)):
+            start = time.perf_counter()
+            track = extract_poses(video, hands=full, face=full)
+            elapsed = time.perf_counter() - start
+            figures[key] = round(len(track) / elapsed, 2)
+            figures[key.replace("fps", "detected")] = int(track.detected.sum())
+    figures.update({"frames": args.frames, "size": args.size, "mode": "video"})
+    text = json.dumps(figures)
+    print(text)
+    if args.json:
+        write_text_atomic(args.json, text + "\n")
+    return 0

@@ -1,0 +1,195 @@
+"""Small video IO shared by the engine: probe, read (RGB frames) and write H.264 MP4 atomically.
+
+Reading uses OpenCV, which applies the rotation metadata of phone videos
+(``CAP_PROP_ORIENTATION_AUTO``, on by default); the size reported here is the
+size of the decoded, rotated frames. Writing uses the ffmpeg binary shipped by
+``imageio-ffmpeg`` (libx264, yuv420p, even dimensions).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from .errors import UserError
+from .files import atomic_path
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What :func:`probe_video` learns: size after rotation, nominal fps, frame count (an estimate for some containers)."""
+
+    width: int
+    height: int
+    fps: float
+    frames: int
+
+
+def _open(path: str | os.PathLike):
+    import cv2
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"video not found: {path}")
+    if path.stat().st_size == 0:
+        raise UserError(f"video {path} is empty (0 bytes)")
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise UserError(f"cannot read video {path}: not a video file or an unsupported format")
+    cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
+    return cap
+
+
+def _fps(cap) -> float:
+    import cv2
+
+    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+    return fps if np.isfinite(fps) and 0 < fps < 1000 else 25.0
+
+
+def probe_video(path: str | os.PathLike) -> VideoInfo:
+    """Size (after rotation metadata), fps and frame count of a video; UserError when it has no decodable frame."""
+    import cv2
+
+    cap = _open(path)
+    try:
+        ok, frame = cap.read()
+        if not ok or frame is None:
+            raise UserError(f"cannot read video {path}: no decodable frame (corrupt or zero-length)")
+        height, width = frame.shape[:2]
+        frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        return VideoInfo(width, height, _fps(cap), max(frames, 1))
+    finally:
+        cap.release()
+
+
+def _iter_frames(path: str | os.PathLike, with_timestamps: bool) -> Iterator:
+    import cv2
+
+    cap = _open(path)
+    fps = _fps(cap)
+    try:
+        index = 0
+        last_ms = -1.0
+        while True:
+            ok, frame = cap.read()
+            if not ok or frame is None:
+                break
+            rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            if with_timestamps:
+                # Variable-frame-rate files: trust the container's time stamps, but keep them strictly increasing.
+                ms = float(cap.get(cv2.CAP_PROP_POS_MSEC) or 0.0)
+                if not np.isfinite(ms) or ms <= last_ms:
+                    ms = max(last_ms + 1.0, index * 1000.0 / fps)
+                last_ms = ms
+                yield rgb, ms
+            else:
+                yield rgb
+            index += 1
+        if index == 0:
+            raise UserError(f"cannot read video {path}: no decodable frame (corrupt or zero-length)")
+    finally:
+        cap.release()
+
+
+def read_video(path: str | os.PathLike, with_timestamps: bool = False) -> tuple[Iterator, float, tuple[int, int]]:
+    """Open a video for reading.
+
+    Returns ``(frames, fps, (width, height))`` where ``frames`` lazily yields RGB
+    uint8 arrays ``(height, width, 3)`` (or ``(frame, milliseconds)`` pairs with
+    ``with_timestamps``). Raises :class:`UserError` for missing, empty or
+    undecodable files before returning.
+    """
+    info = probe_video(path)
+    return _iter_frames(path, with_timestamps), info.fps, (info.width, info.height)
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """An RGB uint8 image ``(height, width, 3)``; UserError when unreadable."""
+    import cv2
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"image not found: {path}")
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise UserError(f"cannot read image {path}: not an image or an unsupported format")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def is_image_path(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def _even(frame: np.ndarray) -> np.ndarray:
+    h, w = frame.shape[:2]
+    if h % 2 or w % 2:
+        frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    return frame
+
+
+def write_video(
+    path: str | os.PathLike,
+    frames: np.ndarray | Iterable[np.ndarray],
+    fps: float,
+    audio_from: str | os.PathLike | None = None,
+    quality: int = 18,
+) -> Path:
+    """Write RGB uint8 frames ``(N, H, W, 3)`` (array or iterable) as an H.264 yuv420p MP4, atomically.
+
+    Odd sizes are padded to even by repeating the last row/column. ``audio_from``
+    copies the audio track of another file (trimmed to the video) when it has one.
+    ``quality`` is the x264 CRF (lower is better).
+    """
+    import imageio_ffmpeg
+
+    if not fps > 0 or not np.isfinite(fps):
+        raise UserError(f"fps must be a positive number, got {fps}")
+    path = Path(path)
+    iterator = iter(frames)
+    try:
+        first = np.asarray(next(iterator))
+    except StopIteration:
+        raise UserError(f"no frames to write to {path}") from None
+    if first.ndim != 3 or first.shape[2] != 3 or first.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 (H, W, 3), got {first.dtype} {first.shape}")
+    first = _even(first)
+    height, width = first.shape[:2]
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    with atomic_path(path) as tmp:
+        video_tmp = tmp if audio_from is None else tmp.with_name(tmp.stem + ".noaudio.mp4")
+        writer = imageio_ffmpeg.write_frames(
+            str(video_tmp), (width, height), fps=fps, codec="libx264", pix_fmt_out="yuv420p",
+            macro_block_size=1, output_params=["-crf", str(quality)], ffmpeg_log_level="error",
+        )
+        writer.send(None)
+        try:
+            writer.send(np.ascontiguousarray(first))
+            for frame in iterator:
+                frame = _even(np.asarray(frame, dtype=np.uint8))
+                if frame.shape != first.shape:
+                    raise ValueError(f"all frames must have the same size, got {frame.shape} after {first.shape}")
+                writer.send(np.ascontiguousarray(frame))
+        finally:
+            writer.close()
+        if audio_from is not None:
+            try:
+                cmd = [ffmpeg, "-y", "-loglevel", "error", "-i", str(video_tmp), "-i", str(audio_from),
+                       "-map", "0:v:0", "-map", "1:a:0?", "-c:v", "copy", "-c:a", "aac", "-shortest", str(tmp)]
+                result = subprocess.run(cmd, capture_output=True, text=True)
+                if result.returncode != 0:
+                    raise UserError(f"cannot copy audio from {audio_from}: {result.stderr.strip().splitlines()[-1:]}")
+            finally:
+                video_tmp.unlink(missing_ok=True)
+    logger.info("wrote %s (%dx%d, %.3g fps)", path, width, height, fps)
+    return path

@@ -1,0 +1,120 @@
+"""Typed training configuration: dataclasses are the source of truth, YAML only overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from engine.errors import UserError
+
+STAGES = ("vae", "image", "temporal")
+
+
+@dataclass
+class TrainConfig:
+    """One training run. ``stage``: ``vae`` (the small autoencoder of the embedded default),
+    ``image`` (stage 1: denoising UNet, reference UNet, pose guider and PCM) or ``temporal``
+    (stage 2: motion modules only, clips of ``frames`` frames)."""
+
+    preset: str = "tiny-synthetic"   # the preset these values started from (informational)
+    architecture: str = "default"    # engine.models.configs preset for a new model
+    init_from: str | None = None     # model directory to start from (previous stage, converted weights)
+    stage: str = "image"
+    data: str = "data/synth"         # dataset root (freeview synth make / freeview train prepare)
+    output_dir: str = "runs/default"
+    resolution: int = 128
+    steps: int = 2000
+    batch_size: int = 8
+    frames: int = 1
+    max_refs: int = 3
+    learning_rate: float = 2e-4
+    warmup_steps: int = 100
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    prediction_type: str = "epsilon"  # or "v_prediction"
+    reference_dropout: float = 0.1
+    mixed_precision: str = "no"        # "no" | "fp16" | "bf16"
+    gradient_checkpointing: bool = False
+    optimizer: str = "adamw"           # "adamw" | "adamw8bit" (bitsandbytes, GPU)
+    ema_decay: float | None = None
+    lora_rank: int | None = None       # LoRA fine-tuning of the UNets' attention (peft)
+    train_image_encoder: bool = False
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    sample_every: int = 0
+    log_every: int = 10
+    num_workers: int = 0
+    seed: int = 0
+    kl_weight: float = 1e-6            # vae stage only
+
+    def validate(self) -> "TrainConfig":
+        def bad(field: str, value, why: str):
+            raise UserError(f"config: {field}={value!r} {why}")
+
+        if self.stage not in STAGES:
+            bad("stage", self.stage, f"is not one of {', '.join(STAGES)}")
+        if self.prediction_type not in ("epsilon", "v_prediction"):
+            bad("prediction_type", self.prediction_type, "must be 'epsilon' or 'v_prediction'")
+        if self.mixed_precision not in ("no", "fp16", "bf16"):
+            bad("mixed_precision", self.mixed_precision, "must be 'no', 'fp16' or 'bf16'")
+        if self.optimizer not in ("adamw", "adamw8bit"):
+            bad("optimizer", self.optimizer, "must be 'adamw' or 'adamw8bit'")
+        for name in ("steps", "batch_size", "frames", "max_refs", "checkpoint_every", "keep_checkpoints", "log_every", "resolution"):
+            if getattr(self, name) < 1:
+                bad(name, getattr(self, name), "must be at least 1")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            bad("learning_rate", self.learning_rate, "must be a positive number")
+        if not 0 <= self.reference_dropout < 1:
+            bad("reference_dropout", self.reference_dropout, "must be in [0, 1)")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            bad("ema_decay", self.ema_decay, "must be in (0, 1)")
+        if self.lora_rank is not None and self.lora_rank < 1:
+            bad("lora_rank", self.lora_rank, "must be at least 1")
+        if self.stage == "temporal" and self.frames < 2:
+            bad("frames", self.frames, "must be at least 2 for the temporal stage")
+        return self
+
+
+PRESETS: dict[str, dict] = {
+    # CPU, the synthetic world: the embedded default model.
+    "tiny-synthetic": dict(architecture="default", resolution=128, batch_size=8, max_refs=3, learning_rate=2e-4),
+    # GPU, from converted AnimateAnyone weights (freeview weights fetch animate-anyone).
+    "sd15": dict(
+        architecture="sd15", init_from="models/animate-anyone", resolution=512, batch_size=4, max_refs=4,
+        learning_rate=1e-5, mixed_precision="fp16", gradient_checkpointing=True, prediction_type="v_prediction",
+        checkpoint_every=1000, keep_checkpoints=3, reference_dropout=0.1,
+    ),
+}
+
+
+def make_config(preset: str = "tiny-synthetic", **overrides) -> TrainConfig:
+    if preset not in PRESETS:
+        raise UserError(f"config: unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise UserError(f"config: unknown key(s) {', '.join(unknown)}")
+    return TrainConfig(**{**PRESETS[preset], "preset": preset, **overrides}).validate()
+
+
+def load_config(path: str | Path, **overrides) -> TrainConfig:
+    """A YAML file of overrides; ``preset:`` picks the starting values (default tiny-synthetic)."""
+    path = Path(path)
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise UserError(f"config file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(values, dict):
+        raise UserError(f"config file {path} must hold a mapping of keys to values")
+    values.update(overrides)
+    return make_config(values.pop("preset", "tiny-synthetic"), **values)
+
+
+def config_to_yaml(config: TrainConfig) -> str:
+    return yaml.safe_dump(dataclasses.asdict(config), sort_keys=False)

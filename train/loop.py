@@ -1,0 +1,302 @@
+"""The training loop: one readable loop on accelerate, for every stage.
+
+Randomness is a pure function of ``(seed, rank, step)`` — which samples a step
+sees, how many references, the noise, the timesteps, the reference dropout — so
+a run resumed from a checkpoint continues exactly as if it had never stopped,
+and every rank sees different data.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import re
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.utils import DistributedDataParallelKwargs
+from diffusers.optimization import get_scheduler
+from diffusers.training_utils import EMAModel
+from einops import rearrange
+
+from engine.errors import UserError
+from engine.files import atomic_dir, write_text_atomic
+from engine.models.configs import build_components
+from engine.models.network import FreeViewNetwork
+from engine.pipeline import FreeViewPipeline, clip_pixels
+
+from .config import TrainConfig, config_to_yaml
+
+logger = logging.getLogger(__name__)
+CHECKPOINT = re.compile(r"^step-(\d{7})$")
+COMPONENTS = ("vae", "image_encoder", "reference_unet", "denoising_unet", "pose_guider", "pcm", "scheduler")
+
+
+# -- model ------------------------------------------------------------------------------------------
+def load_components(config: TrainConfig) -> dict:
+    if config.init_from is None:
+        return build_components(config.architecture, seed=config.seed)
+    path = Path(config.init_from)
+    if not (path / "model_index.json").exists():
+        raise UserError(f"init_from: {path} is not a FreeView model directory (no model_index.json)")
+    pipe = FreeViewPipeline.from_pretrained(path)
+    return {name: getattr(pipe, name) for name in COMPONENTS}
+
+
+def trainable_parameters(config: TrainConfig, components: dict, network: FreeViewNetwork) -> list[torch.nn.Parameter]:
+    for module in components.values():
+        if isinstance(module, torch.nn.Module):
+            module.requires_grad_(False)
+    if config.stage == "vae":
+        modules = [components["vae"]]
+    elif config.stage == "image":
+        modules = [network.reference_unet, network.denoising_unet, network.pose_guider, network.pcm]
+        if config.train_image_encoder:
+            modules.append(components["image_encoder"])
+    else:
+        modules = [m for n, m in network.denoising_unet.named_modules() if n.endswith("motion_modules")]
+    for module in modules:
+        module.requires_grad_(True)
+    if config.stage == "image":
+        for name, module in network.denoising_unet.named_modules():  # motion modules belong to stage 2
+            if name.endswith("motion_modules"):
+                module.requires_grad_(False)
+    if config.lora_rank is not None:
+        from .lora import add_lora
+
+        return add_lora(config, network)
+    return [p for m in modules for p in m.parameters() if p.requires_grad]
+
+
+# -- data -------------------------------------------------------------------------------------------
+def make_dataset(config: TrainConfig, split: str = "train"):
+    from .synth.dataset import SynthDataset
+
+    root = Path(config.data)
+    if not (root / "index.json").exists():
+        raise UserError(f"data: {root} holds no dataset (no index.json); make one with `freeview synth make` or `freeview train prepare`")
+    dataset = SynthDataset(root, split=split, num_refs=config.max_refs, num_frames=config.frames, size=config.resolution)
+    if len(dataset) == 0:
+        raise UserError(f"data: {root} has no {split} samples")
+    return dataset
+
+
+def step_generator(config: TrainConfig, rank: int, step: int) -> torch.Generator:
+    return torch.Generator().manual_seed(config.seed * 1_000_003 + rank * 10_007 + step)
+
+
+def batch_for_step(dataset, config: TrainConfig, rank: int, step: int) -> dict:
+    g = step_generator(config, rank, step)
+    indices = torch.randint(len(dataset), (config.batch_size,), generator=g).tolist()
+    samples = [dataset.sample(i, seed=config.seed * 7919 + step * 31 + rank) for i in indices]
+    return {k: torch.stack([s[k] for s in samples]) for k in ("ref_images", "ref_poses", "target_images", "target_poses")}
+
+
+# -- losses -----------------------------------------------------------------------------------------
+def vae_loss(config: TrainConfig, vae, batch: dict, g: torch.Generator) -> torch.Tensor:
+    images = rearrange(batch["target_images"], "b f c h w -> (b f) c h w")
+    posterior = vae.encode(images).latent_dist
+    latents = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=g).to(images)
+    recon = vae.decode(latents).sample
+    return F.l1_loss(recon, images) + F.mse_loss(recon, images) + config.kl_weight * posterior.kl().mean()
+
+
+def diffusion_loss(config: TrainConfig, network, components: dict, batch: dict, g: torch.Generator) -> torch.Tensor:
+    vae, image_encoder, scheduler = components["vae"], components["image_encoder"], components["scheduler"]
+    device = batch["target_images"].device
+    b, f = batch["target_images"].shape[:2]
+    refs = int(torch.randint(1, batch["ref_images"].shape[1] + 1, (1,), generator=g))
+    drop = float(torch.rand(1, generator=g)) < config.reference_dropout
+    scale = vae.config.scaling_factor
+    with torch.no_grad():
+        target = vae.encode(rearrange(batch["target_images"], "b f c h w -> (b f) c h w")).latent_dist.mean * scale
+        target = rearrange(target, "(b f) c h w -> b c f h w", b=b)
+        ref_images = batch["ref_images"][:, :refs]
+        ref_latents = vae.encode(rearrange(ref_images, "b r c h w -> (b r) c h w")).latent_dist.mean * scale
+        ref_latents = rearrange(ref_latents, "(b r) c h w -> b r c h w", b=b)
+    with torch.set_grad_enabled(image_encoder.training and not drop):
+        pixels = clip_pixels(rearrange((ref_images + 1) / 2, "b r c h w -> (b r) c h w"), image_encoder.config.image_size)
+        ref_embeds = rearrange(image_encoder(pixels).image_embeds, "(b r) d -> b r d", b=b)
+    noise = torch.randn(target.shape, generator=g).to(device)
+    timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (b,), generator=g).to(device)
+    noisy = scheduler.add_noise(target, noise, timesteps)
+    goal = noise if config.prediction_type == "epsilon" else scheduler.get_velocity(target, noise, timesteps)
+    if drop:
+        pred = network(noisy, timesteps, None, None, None, batch["target_poses"])
+    else:
+        pred = network(noisy, timesteps, ref_latents, ref_embeds, batch["ref_poses"][:, :refs], batch["target_poses"])
+    return F.mse_loss(pred.float(), goal.float())
+
+
+# -- checkpoints ------------------------------------------------------------------------------------
+def checkpoints(output_dir: Path) -> list[Path]:
+    root = output_dir / "checkpoints"
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if CHECKPOINT.match(p.name) and (p / "COMPLETE").exists())
+
+
+def resolve_resume(output_dir: Path, resume: str | None) -> Path | None:
+    if resume is None:
+        return None
+    if resume == "latest":
+        found = checkpoints(output_dir)
+        return found[-1] if found else None
+    path = Path(resume)
+    if not (path / "COMPLETE").exists():
+        raise UserError(f"resume: {path} is not a complete checkpoint")
+    return path
+
+
+def export_model(components: dict, directory: Path) -> None:
+    pipe = FreeViewPipeline(**{name: components[name] for name in COMPONENTS})
+    pipe.save_pretrained(directory, safe_serialization=True)
+
+
+def save_checkpoint(accelerator: Accelerator, config: TrainConfig, components: dict, step: int) -> Path:
+    """Accelerate state + a loadable model, written to a temporary folder and renamed when complete."""
+    output_dir = Path(config.output_dir)
+    final = output_dir / "checkpoints" / f"step-{step:07d}"
+    with atomic_dir(final) as tmp:
+        accelerator.save_state(str(tmp / "state"))
+        export_model(components, tmp / "model")
+        (tmp / "config.yaml").write_text(config_to_yaml(config))
+        (tmp / "COMPLETE").write_text(f"{step}\n")
+    for old in checkpoints(output_dir)[: -config.keep_checkpoints]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+# -- the loop ---------------------------------------------------------------------------------------
+def train(config: TrainConfig, resume: str | None = None, *, max_steps: int | None = None) -> dict:
+    """Run (or continue) training; returns ``{"step", "loss", "seconds_per_step"}``.
+
+    ``max_steps`` stops early (for benchmarks and tests) without changing the schedule.
+    """
+    config.validate()
+    output_dir = Path(config.output_dir)
+    accelerator = Accelerator(
+        mixed_precision=config.mixed_precision,
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+    )
+    rank = accelerator.process_index
+    components = load_components(config)
+    network = FreeViewNetwork(components["reference_unet"], components["denoising_unet"], components["pose_guider"], components["pcm"])
+    params = trainable_parameters(config, components, network)
+    if not params:
+        raise UserError(f"stage {config.stage}: nothing to train")
+    if config.gradient_checkpointing:
+        for unet in (network.reference_unet, network.denoising_unet):
+            unet.enable_gradient_checkpointing()
+    optimizer = make_optimizer(config, params)
+    lr_scheduler = get_scheduler("constant_with_warmup", optimizer, num_warmup_steps=config.warmup_steps)
+    model = components["vae"] if config.stage == "vae" else network
+    model, optimizer, lr_scheduler = accelerator.prepare(model, optimizer, lr_scheduler)
+    ema = EMAModel(params, decay=config.ema_decay) if config.ema_decay else None
+    if ema is not None:
+        accelerator.register_for_checkpointing(ema)
+    for name in ("vae", "image_encoder"):
+        components[name].to(accelerator.device)
+    components["image_encoder"].train(config.train_image_encoder and config.stage == "image")
+    dataset = make_dataset(config)
+
+    step = 0
+    checkpoint = resolve_resume(output_dir, resume)
+    if checkpoint is not None:
+        accelerator.load_state(str(checkpoint / "state"))
+        step = int((checkpoint / "COMPLETE").read_text())
+        logger.info("resumed from %s at step %d", checkpoint, step)
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(output_dir / "config.yaml", config_to_yaml(config))
+    log_path = output_dir / "log.csv"
+
+    last_loss, started, first_step = math.nan, time.perf_counter(), step
+    stop = config.steps if max_steps is None else min(config.steps, step + max_steps)
+    model.train()
+    while step < stop:
+        g = step_generator(config, rank, step)
+        batch = {k: v.to(accelerator.device) for k, v in batch_for_step(dataset, config, rank, step).items()}
+        with accelerator.accumulate(model):
+            if config.stage == "vae":
+                loss = vae_loss(config, accelerator.unwrap_model(model), batch, g)
+            else:
+                loss = diffusion_loss(config, model, components, batch, g)
+            accelerator.backward(loss)
+            if accelerator.sync_gradients:
+                accelerator.clip_grad_norm_(params, config.max_grad_norm)
+            optimizer.step()
+            lr_scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+        if ema is not None:
+            ema.step(params)
+        step += 1
+        last_loss = accelerator.gather(loss.detach()[None]).mean().item()
+        if accelerator.is_main_process and (step % config.log_every == 0 or step == stop):
+            append_log(log_path, step, last_loss, lr_scheduler.get_last_lr()[0])
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            accelerator.wait_for_everyone()
+            if accelerator.is_main_process:
+                if config.stage == "vae":
+                    calibrate_latent_scale(components["vae"], dataset, config)
+                save_checkpoint(accelerator, config, components, step)
+            accelerator.wait_for_everyone()
+    if step == config.steps and accelerator.is_main_process:
+        with ema_weights(ema, params):
+            with atomic_dir(output_dir / "model") as tmp:
+                export_model(components, tmp)
+    elapsed = time.perf_counter() - started
+    accelerator.end_training()
+    return {"step": step, "loss": last_loss, "seconds_per_step": elapsed / max(1, step - first_step)}
+
+
+def make_optimizer(config: TrainConfig, params):
+    if config.optimizer == "adamw8bit":
+        try:
+            import bitsandbytes as bnb
+        except ImportError:
+            raise UserError("optimizer: adamw8bit needs bitsandbytes (pip install bitsandbytes) and a CUDA GPU") from None
+        return bnb.optim.AdamW8bit(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+
+
+class ema_weights:
+    """Use the EMA weights while exporting, then put the trained ones back."""
+
+    def __init__(self, ema, params):
+        self.ema, self.params = ema, params
+
+    def __enter__(self):
+        if self.ema is not None:
+            self.ema.store(self.params)
+            self.ema.copy_to(self.params)
+
+    def __exit__(self, *exc):
+        if self.ema is not None:
+            self.ema.restore(self.params)
+
+
+@torch.no_grad()
+def calibrate_latent_scale(vae, dataset, config: TrainConfig, samples: int = 32) -> float:
+    """Set ``vae.config.scaling_factor`` so the latents have unit variance (as SD's 0.18215 does)."""
+    g = torch.Generator().manual_seed(config.seed)
+    indices = torch.randint(len(dataset), (samples,), generator=g).tolist()
+    images = torch.stack([dataset.sample(i, seed=i)["target_images"][0] for i in indices]).to(vae.device)
+    std = vae.encode(images).latent_dist.mean.std().item()
+    vae.register_to_config(scaling_factor=1.0 / max(std, 1e-6))
+    return vae.config.scaling_factor
+
+
+def append_log(path: Path, step: int, loss: float, lr: float) -> None:
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        writer = csv.writer(f)
+        if new:
+            writer.writerow(["step", "loss", "lr", "time"])
+        writer.writerow([step, f"{loss:.6f}", f"{lr:.3e}", f"{time.time():.1f}"])
