@@ -283,6 +283,8 @@ def _run_animate(args) -> int:
 
     result = animate(pipe, references, motion, camera, settings, progress=progress, return_correlation=bool(args.correlation))
     bar.close()
+    if result is None:
+        raise UserError("cancelled; nothing was written")
     audio = None if Path(args.motion).suffix.lower() == ".json" or Path(args.motion).is_dir() else args.motion
     write_video(out, result.frames, result.fps, audio_from=audio)
     if args.frames_dir:

@@ -12,7 +12,7 @@ Timeline semantics. Keyframes and cuts are control points sorted by frame.
 Between two keyframes values move with the first one's easing ("linear",
 "ease-in-out" or "hold"); a cut changes the values instantly at its frame (the
 segment before it holds). Before the first control point the first one's
-values hold, after the last the last one's. A control point with ``shot`` set
+values hold (the rest camera when it is a cut), after the last the last one's. A control point with ``shot`` set
 to a preset ("close-up", "medium", "wide") takes zoom and pan from the pose's
 extent over its shot (up to the next cut). Shots are the spans between cuts.
 
@@ -30,7 +30,7 @@ import json
 import math
 import os
 import warnings
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -381,6 +381,8 @@ def camera_curves(timeline: CameraTimeline, track: PoseTrack) -> tuple[np.ndarra
     timeline.check_frames(len(track))
     n = len(track)
     points = _resolved_points(timeline, track)
+    if points and isinstance(points[0], Cut) and points[0].frame > 0:
+        points.insert(0, Keyframe(0))  # before the first cut the camera is at rest
     if not points:
         return np.tile(np.array([1.0, 0.0, 0.0, 0.0]), (n, 1)), [s.name for s in list_shots(timeline, n) for _ in range(s.start, s.stop)]
     frames = np.array([p.frame for p in points])

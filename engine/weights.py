@@ -20,7 +20,10 @@ import argparse
 import copy
 import json
 import logging
+import os
 import pickle
+import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -33,14 +36,15 @@ from .files import atomic_dir
 
 log = logging.getLogger(__name__)
 
-# component -> (library, class) exactly as diffusers writes model_index.json
+# component -> (library, class) exactly as diffusers' save_pretrained writes model_index.json; for
+# classes outside diffusers/transformers the "library" is the defining module, which from_pretrained imports.
 COMPONENT_CLASSES: dict[str, tuple[str, str]] = {
     "vae": ("diffusers", "AutoencoderKL"),
     "image_encoder": ("transformers", "CLIPVisionModelWithProjection"),
     "reference_unet": ("diffusers", "UNet2DConditionModel"),
     "denoising_unet": ("diffusers", "UNetMotionModel"),
-    "pose_guider": ("engine", "PoseGuider"),
-    "pcm": ("engine", "PoseCorrelationModule"),
+    "pose_guider": ("engine.models.pose_guider", "PoseGuider"),
+    "pcm": ("engine.models.pcm", "PoseCorrelationModule"),
     "scheduler": ("diffusers", "DDIMScheduler"),
 }
 PIPELINE_CLASS = "FreeViewPipeline"
@@ -202,6 +206,12 @@ def check_state_dict(
     return [key for key in missing if key in may_be_missing]
 
 
+def _last_reason(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    reason = next((line for line in lines if "error:" in line.lower()), lines[0] if lines else type(exc).__name__)
+    return reason.split("error:", 1)[-1].strip() if "error:" in reason.lower() else reason
+
+
 def load_pth(path: str | Path) -> dict[str, torch.Tensor]:
     """A plain ``name -> tensor`` dict from a ``.pth`` file; never unpickles code (``weights_only=True``)."""
     path = Path(path)
@@ -210,14 +220,15 @@ def load_pth(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        lines = [line.strip() for line in str(exc).splitlines() if "Unsupported" in line]
-        reason = lines[0] if lines else str(exc).splitlines()[0]
+        globals_needed = re.findall(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if not globals_needed:
+            raise UserError(f"{path} is not a readable PyTorch checkpoint ({_last_reason(exc)})") from None
         raise UserError(
-            f"{path} needs pickle beyond plain tensors and is refused (torch.load weights_only=True: {reason}); "
-            "only plain state dicts (name -> tensor) are loaded"
+            f"{path} needs pickle beyond plain tensors ({globals_needed[0]}) and is refused: it is loaded with "
+            "torch.load(weights_only=True), only plain state dicts (name -> tensor) are accepted"
         ) from None
     except (RuntimeError, EOFError, OSError) as exc:
-        raise UserError(f"{path} is not a readable PyTorch checkpoint: {str(exc).splitlines()[0]}") from None
+        raise UserError(f"{path} is not a readable PyTorch checkpoint ({_last_reason(exc)})") from None
     if not isinstance(obj, Mapping) or not all(
         isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in obj.items()
     ):
@@ -375,7 +386,7 @@ def convert_moore(
     components = convert_moore_state_dicts(state_dicts, unet_config, preset=preset, seed=seed)
     del state_dicts
 
-    image_encoder = CLIPVisionModelWithProjection.from_pretrained(image_variations / "image_encoder")
+    image_encoder = CLIPVisionModelWithProjection.from_pretrained(image_variations / "image_encoder").float()
     cross_attention_dim = components["reference_unet"].config.cross_attention_dim
     if image_encoder.config.projection_dim != cross_attention_dim:
         raise UserError(
@@ -437,7 +448,7 @@ def offline_instructions(preset: str, out_dir: str | Path) -> str:
     spec = FETCH_PRESETS[preset]
 
     def names(source: HubSource) -> str:
-        return ", ".join(alternatives[0] for alternatives in source.files)
+        return ", ".join(" or ".join(alternatives) for alternatives in source.files)
 
     return (
         f"cannot download the {preset} weights (HF_HUB_OFFLINE is set or the Hugging Face Hub is unreachable). "
@@ -449,7 +460,26 @@ def offline_instructions(preset: str, out_dir: str | Path) -> str:
     )
 
 
-def _download(source: HubSource, cache_dir: str | Path | None) -> Path:
+def hub_reachable() -> bool:
+    """Whether the hub's host name resolves; without it huggingface_hub would retry for ~30 s per file.
+
+    Behind an HTTPS proxy, local name resolution proves nothing, so the answer is yes.
+    """
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    host = urlparse(constants.ENDPOINT).hostname
+    try:
+        socket.getaddrinfo(host, 443)
+    except (OSError, UnicodeError):
+        return False
+    return True
+
+
+def _download(source: HubSource, cache_dir: str | Path | None, local_files_only: bool = False) -> Path:
     """Download ``source``'s files (or take them from the hub cache); return the snapshot folder."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import (
@@ -464,7 +494,9 @@ def _download(source: HubSource, cache_dir: str | Path | None) -> Path:
         offline = False
         for filename in alternatives:
             try:
-                path = Path(hf_hub_download(source.repo, filename, cache_dir=cache_dir))
+                path = Path(
+                    hf_hub_download(source.repo, filename, cache_dir=cache_dir, local_files_only=local_files_only)
+                )
             except LocalEntryNotFoundError:  # offline or unreachable, and not cached
                 offline = True
                 continue
@@ -489,10 +521,13 @@ def fetch(preset: str, out_dir: str | Path, *, cache_dir: str | Path | None = No
     if preset not in FETCH_PRESETS:
         raise UserError(f"unknown weights preset {preset!r}; expected one of {', '.join(FETCH_PRESETS)}")
     spec = FETCH_PRESETS[preset]
+    local_only = not hub_reachable()
+    if local_only:
+        log.info("the Hugging Face Hub is unreachable; looking in the local hub cache only")
     try:
-        moore = _download(spec.moore, cache_dir)
-        image_variations = _download(spec.image_variations, cache_dir)
-        vae = _download(spec.vae, cache_dir)
+        moore = _download(spec.moore, cache_dir, local_only)
+        image_variations = _download(spec.image_variations, cache_dir, local_only)
+        vae = _download(spec.vae, cache_dir, local_only)
     except _Offline:
         raise UserError(offline_instructions(preset, out_dir)) from None
     log.info("converting %s (%s, %s, %s)", preset, moore, image_variations, vae)

@@ -81,7 +81,8 @@ def make_dataset(config: TrainConfig, split: str = "train"):
     root = Path(config.data)
     if not (root / "index.json").exists():
         raise UserError(f"data: {root} holds no dataset (no index.json); make one with `freeview synth make` or `freeview train prepare`")
-    dataset = SynthDataset(root, split=split, num_refs=config.max_refs, num_frames=config.frames, size=config.resolution)
+    dataset = SynthDataset(root, split=split, num_refs=config.max_refs, num_frames=config.frames, size=config.resolution,
+                           cache_clips=100_000)
     if len(dataset) == 0:
         raise UserError(f"data: {root} has no {split} samples")
     return dataset
@@ -94,7 +95,11 @@ def step_generator(config: TrainConfig, rank: int, step: int) -> torch.Generator
 def batch_for_step(dataset, config: TrainConfig, rank: int, step: int) -> dict:
     g = step_generator(config, rank, step)
     indices = torch.randint(len(dataset), (config.batch_size,), generator=g).tolist()
-    samples = [dataset.sample(i, seed=config.seed * 7919 + step * 31 + rank) for i in indices]
+    samples = []
+    for j, i in enumerate(indices):
+        with torch.random.fork_rng():  # the dataset draws references from torch's RNG: pin it to (step, rank, j)
+            torch.manual_seed(int(torch.randint(2**62, (1,), generator=g)))
+            samples.append(dataset[i])
     return {k: torch.stack([s[k] for s in samples]) for k in ("ref_images", "ref_poses", "target_images", "target_poses")}
 
 
@@ -287,7 +292,7 @@ def calibrate_latent_scale(vae, dataset, config: TrainConfig, samples: int = 32)
     """Set ``vae.config.scaling_factor`` so the latents have unit variance (as SD's 0.18215 does)."""
     g = torch.Generator().manual_seed(config.seed)
     indices = torch.randint(len(dataset), (samples,), generator=g).tolist()
-    images = torch.stack([dataset.sample(i, seed=i)["target_images"][0] for i in indices]).to(vae.device)
+    images = torch.stack([dataset[i]["target_images"][0] for i in indices]).to(vae.device)
     std = vae.encode(images).latent_dist.mean.std().item()
     vae.register_to_config(scaling_factor=1.0 / max(std, 1e-6))
     return vae.config.scaling_factor

@@ -10,6 +10,7 @@ Frames without a person get confidence 0 and ``detected = False``.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 from dataclasses import dataclass
@@ -182,10 +183,36 @@ def extract_image_pose(image: np.ndarray | str | os.PathLike, hands: bool = True
     return _collect([frame], width, height, 25.0)
 
 
+MAX_AUTO_POSES = 4
+
+
+def count_people(rgb: np.ndarray, model_paths: dict | None = None) -> int:
+    """How many people the pose landmarker finds in one RGB frame (IMAGE mode, up to :data:`MAX_AUTO_POSES`)."""
+    import mediapipe as mp
+
+    with open_landmarkers("image", num_poses=MAX_AUTO_POSES, model_paths=model_paths) as lms:
+        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
+        return len(lms.pose.detect(image).pose_landmarks)
+
+
 def extract_frames(frames: Iterable[np.ndarray], fps: float, hands: bool = False, face: bool = False,
-                   num_poses: int = 2, timestamps_ms: Iterable[float] | None = None,
+                   num_poses: int | None = None, timestamps_ms: Iterable[float] | None = None,
                    model_paths: dict | None = None, progress: Callable[[int], None] | None = None) -> PoseTrack:
-    """Poses of RGB uint8 frames ``(H, W, 3)`` of one video, in VIDEO mode (tracking across frames)."""
+    """Poses of RGB uint8 frames ``(H, W, 3)`` of one video, in VIDEO mode (tracking across frames).
+
+    ``num_poses=None`` (auto) counts the people in the first frame: with one,
+    the landmarker tracks a single pose (mediapipe's own tracking keeps the
+    identity, and it is 2-4x faster); with several, it tracks all of them and
+    :func:`pick_person` follows the largest, most central one frame to frame.
+    """
+    frames = iter(frames)
+    first = next(frames, None)
+    if first is None:
+        raise UserError("no frames to extract poses from")
+    if num_poses is None:
+        num_poses = max(1, count_people(first, model_paths))
+        logger.info("%d people in the first frame; tracking %d", num_poses, num_poses)
+    frames = itertools.chain([first], frames)
     stamps = iter(timestamps_ms) if timestamps_ms is not None else None
     results: list[FramePose] = []
     previous = None
@@ -209,17 +236,18 @@ def extract_frames(frames: Iterable[np.ndarray], fps: float, hands: bool = False
     return _collect(results, size[0], size[1], fps)
 
 
-def extract_poses(source: str | os.PathLike, hands: bool = False, face: bool = False, num_poses: int = 2,
+def extract_poses(source: str | os.PathLike, hands: bool = False, face: bool = False, num_poses: int | None = None,
                   model_paths: dict | None = None, progress: bool | Callable[[int], None] = False) -> PoseTrack:
     """Poses of a video (VIDEO mode, tracking) or a photo (IMAGE mode) file.
 
     Returns a :class:`PoseTrack` with ``keypoints (frames, 128, 3)`` and world
     landmarks; frames without a person are flagged in ``detected`` (not filled:
-    see :func:`engine.poses.fill_gaps`). ``progress=True`` shows a tqdm bar.
+    see :func:`engine.poses.fill_gaps`). ``num_poses``: people to track (None:
+    as many as the first frame shows; photos use 2). ``progress=True`` shows a tqdm bar.
     """
     source = Path(source)
     if is_image_path(source):
-        return extract_image_pose(source, hands, face, num_poses, model_paths)
+        return extract_image_pose(source, hands, face, num_poses or 2, model_paths)
     info = probe_video(source)
     frames, fps, _ = read_video(source, with_timestamps=True)
 

@@ -1,0 +1,107 @@
+"""Engine benchmarks: ``freeview bench refs`` and ``freeview bench animate`` (figures printed and written as JSON)."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .files import write_text_atomic
+
+
+def _median_seconds(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+@torch.no_grad()
+def bench_refs(preset: str = "mid", refs=(1, 2, 4, 8), frames: int = 2, latent: int = 32, repeats: int = 3) -> dict:
+    """One denoising forward pass with R references, with selection and with all tokens appended."""
+    from .models.configs import build_components
+    from .models.network import FreeViewNetwork
+
+    c = build_components(preset)
+    net = FreeViewNetwork(c["reference_unet"], c["denoising_unet"], c["pose_guider"], c["pcm"]).eval()
+    g = torch.Generator().manual_seed(0)
+    factor = 2 ** (len(c["vae"].config.block_out_channels) - 1)
+    size = latent * factor
+    dim = c["denoising_unet"].config.cross_attention_dim
+    max_refs = max(refs)
+    ref_latents = torch.randn(1, max_refs, 4, latent, latent, generator=g)
+    ref_embeds = torch.randn(1, max_refs, dim, generator=g)
+    ref_poses = torch.rand(1, max_refs, 3, size, size, generator=g)
+    target_poses = torch.rand(1, frames, 3, size, size, generator=g)
+    latents = torch.randn(1, 4, frames, latent, latent, generator=g)
+    t = torch.tensor([500])
+    start = time.perf_counter()
+    bank = net.encode_references(ref_latents, ref_embeds, ref_poses)
+    encode = (time.perf_counter() - start) / max_refs
+    pose = net.encode_poses(target_poses)
+    result = {"preset": preset, "frames": frames, "latent": latent, "selection": {}, "all_tokens": {}, "select_once_s": {}}
+    for r in refs:
+        sub = type(bank)({k: v[:, :r] for k, v in bank.tokens.items()}, bank.shapes, bank.image_embeds[:, :r], bank.poses[:, :r])
+        for mode, top_k in (("selection", None), ("all_tokens", "all")):
+            start = time.perf_counter()
+            selected = net.select_references(sub, target_poses, top_k=top_k)
+            if mode == "selection":
+                result["select_once_s"][str(r)] = time.perf_counter() - start
+            result[mode][str(r)] = _median_seconds(lambda: net.denoise(latents, t, pose, sub.image_embeds, selected), repeats)
+    last, first = str(max(refs)), str(min(refs))
+    result["ratio_8_to_1"] = {m: result[m][last] / result[m][first] for m in ("selection", "all_tokens")}
+    result["encode_per_reference_s"] = encode
+    return result
+
+
+def bench_animate(model: str | None = None, frames: int = 48, steps: int | None = None, refs: int = 2) -> dict:
+    """A whole generation with the embedded default (or ``model``) on the demo assets."""
+    from .animate import AnimateSettings, animate, load_motion, load_reference
+    from .device import peak_memory_mb, reset_peak_memory
+    from .model import ASSETS, load_pipeline
+
+    pipe = load_pipeline(model)
+    demo = ASSETS / "demo"
+    ref_paths = sorted((demo / "references").glob("*.png"))[:refs]
+    motion = load_motion(sorted((demo / "motions").glob("*.json"))[0])
+    if len(motion) < frames:
+        reps = -(-frames // len(motion))
+        motion = type(motion)(np.concatenate([motion.keypoints] * reps)[:frames], motion.width, motion.height, motion.fps)
+    settings = AnimateSettings(frames=frames, **({"steps": steps} if steps else {}))
+    device = pipe.device
+    reset_peak_memory(device)
+    start = time.perf_counter()
+    result = animate(pipe, [load_reference(p) for p in ref_paths], motion, None, settings, return_correlation=False)
+    total = time.perf_counter() - start
+    return {
+        "frames": len(result.frames), "total_s": total, "seconds_per_frame": total / len(result.frames),
+        "peak_memory_mb": peak_memory_mb(device), "split_s": result.timings, "steps": settings.steps,
+        "resolution": list(result.frames.shape[1:3]), "device": str(device), "refs": len(ref_paths),
+    }
+
+
+def _emit(result: dict, path: str | None) -> None:
+    text = json.dumps(result, indent=2)
+    print(text)
+    if path:
+        write_text_atomic(Path(path), text + "\n")
+
+
+def register(subparsers, bench) -> None:
+    p = bench.add_parser("refs", help="denoising cost vs number of references, with and without selection")
+    p.add_argument("--preset", default="mid", help="architecture (default: mid)")
+    p.add_argument("--json")
+    p.set_defaults(func=lambda a: _emit(bench_refs(a.preset), a.json))
+    p = bench.add_parser("animate", help="seconds per frame of a generation with the default model")
+    p.add_argument("--model")
+    p.add_argument("--frames", type=int, default=48)
+    p.add_argument("--steps", type=int)
+    p.add_argument("--json")
+    p.set_defaults(func=lambda a: _emit(bench_animate(a.model, a.frames, a.steps), a.json))

@@ -1,0 +1,165 @@
+"""Fidelity metrics, the evaluation baselines and the eval harness (with a stub pipeline)."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from engine import metrics
+from train.evaluate import (
+    DEFAULT_VARIANTS, Variant, align_reference, build_cases, evaluate, markdown_table, mean_frame_baseline,
+    nearest_pose_baseline, pose_distance,
+)
+from train.synth import make_dataset
+from train.synth.dataset import MakeSettings
+
+
+def _image(seed=0, shape=(48, 40, 3)):
+    return np.random.default_rng(seed).integers(0, 256, shape).astype(np.uint8)
+
+
+def test_identical_images():
+    a = _image()
+    assert metrics.l1(a, a) == 0.0
+    assert metrics.ssim(a, a) == pytest.approx(1.0)
+    assert metrics.psnr(a, a) == metrics.PSNR_CAP_DB
+    assert metrics.psnr(a, a, cap_db=None) == np.inf
+
+
+def test_known_error_levels():
+    grey = np.full((64, 64, 3), 128, np.uint8)
+    shifted = grey + 5
+    assert metrics.l1(shifted, grey) == pytest.approx(5.0)
+    assert metrics.psnr(shifted, grey) == pytest.approx(10 * np.log10(255**2 / 25), abs=1e-6)
+    noise = np.random.default_rng(1).normal(0, 8.0, grey.shape)
+    noisy = np.clip(np.round(128 + noise), 0, 255).astype(np.uint8)
+    expected = 10 * np.log10(255**2 / np.mean((noisy.astype(float) - 128) ** 2))
+    assert metrics.psnr(noisy, grey) == pytest.approx(expected, abs=1e-6)
+    assert metrics.psnr(noisy, grey) == pytest.approx(20 * np.log10(255 / 8.0), abs=0.2)
+    assert metrics.ssim(noisy, grey) < 0.9
+
+
+def test_batches_and_bad_shapes():
+    a, b = _image(0, (3, 32, 32, 3)), _image(1, (3, 32, 32, 3))
+    batch = metrics.basic_metrics(a, b)
+    singles = [metrics.basic_metrics(x, y) for x, y in zip(a, b)]
+    for key in metrics.BASIC_METRICS:
+        assert batch[key] == pytest.approx(np.mean([s[key] for s in singles]))
+    with pytest.raises(ValueError):
+        metrics.l1(a, b[:2])
+
+
+def test_learned_metrics_are_skipped_with_a_reason():
+    skipped = metrics.unavailable_metrics()
+    for name, reason in skipped.items():
+        assert name in ("LPIPS", "FVD") and len(reason) > 20
+    if "LPIPS" in skipped:
+        with pytest.raises(RuntimeError, match="LPIPS"):
+            metrics.lpips(_image(), _image())
+    if "FVD" in skipped:
+        with pytest.raises(RuntimeError, match="FVD"):
+            metrics.fvd(_image(0, (2, 4, 16, 16, 3)), _image(1, (2, 4, 16, 16, 3)))
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+def _pose(points):
+    kp = np.zeros((128, 3), np.float32)
+    kp[: len(points), :2] = points
+    kp[: len(points), 2] = 1
+    return kp
+
+
+def test_align_reference_undoes_a_zoom():
+    size = 64
+    image = np.zeros((size, size, 3), np.uint8)
+    image[16:32, 16:32] = 255  # a square whose corners are the keypoints
+    ref = _pose(np.array([[16, 16], [32, 16], [32, 32], [16, 32]]) / size)
+    target = _pose(np.array([[8, 8], [40, 8], [40, 40], [8, 40]]) / size)  # zoomed 2x about (-8, -8)
+    aligned = align_reference(image, ref, target)
+    assert aligned[10:38, 10:38].min() == 255 and aligned[44:, 44:].max() == 0
+
+
+def test_nearest_pose_prefers_the_matching_pose():
+    arms_up = _pose(np.array([[0.5, 0.2], [0.5, 0.3], [0.4, 0.3], [0.35, 0.15], [0.3, 0.05], [0.6, 0.3], [0.65, 0.15], [0.7, 0.05]]))
+    arms_down = _pose(np.array([[0.5, 0.2], [0.5, 0.3], [0.4, 0.3], [0.38, 0.45], [0.37, 0.6], [0.6, 0.3], [0.62, 0.45], [0.63, 0.6]]))
+    target = arms_up.copy()
+    target[:8, :2] = target[:8, :2] * 0.5 + 0.1  # same pose, smaller and moved
+    assert pose_distance(arms_up, target) + 0.2 < pose_distance(arms_down, target)
+    images = [np.full((32, 32, 3), 10, np.uint8), np.full((32, 32, 3), 200, np.uint8)]
+    out = nearest_pose_baseline([images[1], images[0]], [arms_down, arms_up], target[None])
+    assert out.shape == (1, 32, 32, 3) and out.max() == 10
+    mean = mean_frame_baseline(images, 3)
+    assert mean.shape == (3, 32, 32, 3) and np.all(mean == 105)
+
+
+# --------------------------------------------------------------------------- harness
+
+
+@pytest.fixture(scope="module")
+def eval_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("evaldata")
+    make_dataset(root, MakeSettings(identities=1, eval_identities=1, size=128, seed=2, clips_per_identity=3, frames=4))
+    return root
+
+
+class StubPipeline:
+    """Same call interface as FreeViewPipeline; returns the mean of its references."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, reference_images, reference_poses, target_poses, height, width, num_inference_steps,
+                 guidance_scale, generator, top_k=None, disable_pcm=False, output_type="np"):
+        self.calls.append(dict(refs=len(reference_images), top_k=top_k, disable_pcm=disable_pcm, steps=num_inference_steps))
+        assert len(reference_poses) == len(reference_images) and target_poses.shape[1:] == (128, 3)
+        frames = mean_frame_baseline(reference_images, len(target_poses))
+        assert frames.shape[1:3] == (height, width)
+        return SimpleNamespace(frames=frames)
+
+
+def test_harness_runs_variants_and_baselines(eval_data):
+    cases = build_cases(eval_data, num_cases=2, num_frames=3)
+    assert all(c.identity.startswith("eval") for c in cases)
+    for case in cases:
+        assert all(clip != case.clip for _, _, clip in case.pool.values())
+    stub = StubPipeline()
+    report = evaluate(cases, [1, 2], stub, DEFAULT_VARIANTS, steps=2)
+    names = [(r["name"], r["refs"]) for r in report["rows"]]
+    assert ("nearest-pose reference", 1) in names and ("mean frame", 2) in names
+    assert ("R=2 PCM off", 2) in names and ("R=2 all tokens", 2) in names and ("R=1 wide", 1) in names
+    assert all(("R=4", 4) != n for n in names)
+    rows = {(r["name"], r["refs"]): r for r in report["rows"]}
+    for key in ("L1", "PSNR", "SSIM"):  # the stub is the mean-frame baseline
+        assert rows[("R=2 close-up+wide", 2)][key] == pytest.approx(rows[("mean frame", 2)][key])
+    options = {(c["top_k"], c["disable_pcm"]) for c in stub.calls}
+    assert ("all", False) in options and (None, True) in options and (None, False) in options
+    assert report["skipped"] == metrics.unavailable_metrics()
+    assert "| R=2 PCM off | 2 |" in markdown_table(report)
+    json.dumps(report, allow_nan=False)
+
+
+def test_variants_are_data():
+    v = Variant.from_dict({"name": "R=3 mixed", "shots": ["wide", "any", "close-up"], "options": {"top_k": "all"}})
+    assert v.refs == 3
+    with pytest.raises(ValueError, match="portrait"):
+        Variant("bad", ("portrait",))
+    with pytest.raises(ValueError, match="guidance"):
+        Variant.from_dict({"name": "bad", "shots": ["wide"], "options": {"guidance": 3}})
+
+
+def test_eval_command_writes_json_and_markdown(eval_data, tmp_path, capsys):
+    from engine.cli import main
+
+    out, md = tmp_path / "eval.json", tmp_path / "eval.md"
+    assert main(["eval", "--data", str(eval_data), "--refs", "1,2", "--json", str(out), "--markdown", str(md),
+                 "--cases", "1", "--frames", "2", "--baselines-only"]) == 0
+    report = json.loads(out.read_text())
+    assert {"name", "refs", "L1", "PSNR", "SSIM"} <= set(report["rows"][0])
+    assert "nearest-pose reference" in md.read_text()
+    assert main(["eval", "--data", str(eval_data), "--refs", "0", "--json", str(out), "--baselines-only"]) == 2
+    assert main(["eval", "--data", str(eval_data), "--refs", "3", "--json", str(out), "--baselines-only"]) == 2

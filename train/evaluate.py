@@ -1,0 +1,355 @@
+"""``freeview eval``: fidelity of a model on the held-out identities of a synthetic dataset.
+
+For each case (a window of a held-out clip) and each *variant* (a named set of
+reference shots plus pipeline options, e.g. "R=2 PCM off"), the model animates
+the target poses from references taken from other clips of the same identity;
+frames are scored against the ground truth with L1, PSNR and SSIM. Two
+non-learned baselines run on the same references:
+
+* ``nearest-pose reference``: per target frame, the reference whose body pose is
+  nearest (after normalising position and scale), scaled and translated so the
+  keypoints it shares with the target match their centre and spread;
+* ``mean frame``: the mean of the references.
+
+Variants are data: :data:`DEFAULT_VARIANTS`, or a JSON list passed with
+``--variants`` (``[{"name": ..., "shots": ["close-up", "wide"], "options": {"top_k": "all"}}]``;
+a shot ``"any"`` takes any clip other than the target's).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from engine.errors import UserError
+from engine.files import write_text_atomic
+from engine.metrics import BASIC_METRICS, basic_metrics, unavailable_metrics
+from engine.poses.track import BODY
+
+from .synth.camera import SHOTS
+from .synth.dataset import load_clip, load_index
+
+logger = logging.getLogger(__name__)
+
+ANY_SHOT = "any"
+PIPELINE_OPTIONS = ("top_k", "disable_pcm")
+BASELINES = ("nearest-pose reference", "mean frame")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A named reference set: one shot per reference, and pipeline options (``top_k``, ``disable_pcm``)."""
+
+    name: str
+    shots: tuple[str, ...]
+    options: dict = field(default_factory=dict, hash=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.shots:
+            raise ValueError(f"variant {self.name!r} has no references")
+        for shot in self.shots:
+            if shot not in SHOTS + (ANY_SHOT,):
+                raise ValueError(f"variant {self.name!r}: unknown shot {shot!r}; expected one of {', '.join(SHOTS + (ANY_SHOT,))}")
+        for key in self.options:
+            if key not in PIPELINE_OPTIONS:
+                raise ValueError(f"variant {self.name!r}: unknown option {key!r}; expected one of {', '.join(PIPELINE_OPTIONS)}")
+
+    @property
+    def refs(self) -> int:
+        return len(self.shots)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Variant":
+        unknown = set(data) - {"name", "shots", "options"}
+        if unknown:
+            raise ValueError(f"unknown variant keys: {', '.join(sorted(unknown))}")
+        return cls(str(data["name"]), tuple(data["shots"]), dict(data.get("options", {})))
+
+
+DEFAULT_VARIANTS = (
+    Variant("R=1 close-up", ("close-up",)),
+    Variant("R=1 medium", ("medium",)),
+    Variant("R=1 wide", ("wide",)),
+    Variant("R=2 close-up+wide", ("close-up", "wide")),
+    Variant("R=2 PCM off", ("close-up", "wide"), {"disable_pcm": True}),
+    Variant("R=2 all tokens", ("close-up", "wide"), {"top_k": "all"}),
+    Variant("R=4", ("close-up", "medium", "wide", ANY_SHOT)),
+)
+
+
+def load_variants(path: str | Path) -> tuple[Variant, ...]:
+    try:
+        data = json.loads(Path(path).read_text())
+        return tuple(Variant.from_dict(v) for v in data)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"cannot read variants from {path}: {exc}") from None
+
+
+# --------------------------------------------------------------------------- cases and references
+
+
+@dataclass
+class Case:
+    """One evaluation target: frames ``(F, H, W, 3)`` uint8 and keypoints ``(F, 128, 3)``, plus a reference pool per shot."""
+
+    identity: str
+    clip: str
+    shot: str
+    start: int
+    frames: np.ndarray
+    keypoints: np.ndarray
+    pool: dict  # shot -> (image (H, W, 3) uint8, keypoints (128, 3), clip file)
+
+
+def build_cases(data_dir: str | Path, num_cases: int, num_frames: int, seed: int = 0) -> list[Case]:
+    """Deterministic cases from the eval split: targets cycle through the held-out clips."""
+    root = Path(data_dir)
+    index = load_index(root)
+    clips = [c for c in index["clips"] if c["split"] == "eval"]
+    if not clips:
+        raise UserError(f"{root} has no eval split; make one with `freeview synth make --eval-identities N`")
+    cache: dict[str, dict] = {}
+
+    def clip_data(clip):
+        if clip["file"] not in cache:
+            cache[clip["file"]] = load_clip(root / clip["file"])
+        return cache[clip["file"]]
+
+    cases = []
+    for i in range(num_cases):
+        rng = np.random.default_rng([seed, i])
+        target = clips[i % len(clips)]
+        frames_available = target["frames"]
+        if frames_available < num_frames:
+            raise UserError(f"--frames {num_frames} is longer than the clips ({frames_available} frames)")
+        start = int(rng.integers(frames_available - num_frames + 1))
+        data = clip_data(target)
+        others = [c for c in clips if c["identity"] == target["identity"] and c["file"] != target["file"]]
+        if not others:
+            raise UserError(f"identity {target['identity']} has a single clip; references need other clips")
+        pool = {}
+        for shot in SHOTS + (ANY_SHOT,):
+            same = [c for c in others if c["shot"] == shot]
+            if shot == ANY_SHOT or not same:
+                # "any", or no other clip of this shot: any other clip (recorded in the pool entry)
+                same = others
+            ref = same[int(rng.integers(len(same)))]
+            ref_data = clip_data(ref)
+            f = int(rng.integers(len(ref_data["frames"])))
+            pool[shot] = (ref_data["frames"][f], ref_data["keypoints"][f], ref["file"])
+        stop = start + num_frames
+        cases.append(Case(target["identity"], target["file"], target["shot"], start,
+                          data["frames"][start:stop], data["keypoints"][start:stop], pool))
+    return cases
+
+
+def references(case: Case, variant: Variant) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Reference images and keypoints of ``variant`` for ``case`` (shots in the variant's order)."""
+    images, poses = [], []
+    for shot in variant.shots:
+        image, keypoints, _ = case.pool[shot]
+        images.append(image)
+        poses.append(keypoints)
+    return images, poses
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+def _normalised_body(keypoints: np.ndarray, common: np.ndarray) -> np.ndarray:
+    pts = keypoints[BODY][common, :2]
+    centred = pts - pts.mean(0)
+    return centred / max(np.sqrt((centred ** 2).sum(1).mean()), 1e-6)
+
+
+def pose_distance(reference: np.ndarray, target: np.ndarray, threshold: float = 0.3) -> float:
+    """Distance between two poses ``(128, 3)`` on their shared body keypoints, after removing position and scale."""
+    common = (reference[BODY, 2] > threshold) & (target[BODY, 2] > threshold)
+    if common.sum() < 3:
+        return np.inf
+    a, b = _normalised_body(reference, common), _normalised_body(target, common)
+    # poses sharing few joints are less trustworthy: penalise the missing ones
+    return float(np.sqrt(((a - b) ** 2).sum(1).mean()) + 0.05 * (18 - common.sum()))
+
+
+def align_reference(image: np.ndarray, reference: np.ndarray, target: np.ndarray, threshold: float = 0.3) -> np.ndarray:
+    """``image`` scaled and translated so the keypoints it shares with ``target`` match their centre and spread."""
+    h, w = image.shape[:2]
+    common = (reference[:, 2] > threshold) & (target[:, 2] > threshold)
+    if common.sum() < 2:
+        return image.copy()
+    scale_xy = np.array([w, h], np.float64)
+    r = reference[common, :2] * scale_xy
+    t = target[common, :2] * scale_xy
+    rc, tc = r.mean(0), t.mean(0)
+    spread_r = np.sqrt(((r - rc) ** 2).sum(1).mean())
+    spread_t = np.sqrt(((t - tc) ** 2).sum(1).mean())
+    s = spread_t / spread_r if spread_r > 1e-6 else 1.0
+    s = float(np.clip(s, 0.1, 10.0))
+    # keypoints are continuous coordinates (pixel centres at +0.5); cv2 maps pixel centres at integers
+    offset = tc - s * rc + 0.5 * (s - 1)
+    matrix = np.array([[s, 0, offset[0]], [0, s, offset[1]]], np.float64)
+    return cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def nearest_pose_baseline(ref_images: list[np.ndarray], ref_poses: list[np.ndarray], target_poses: np.ndarray) -> np.ndarray:
+    """Frames ``(F, H, W, 3)``: per target pose, the nearest-pose reference aligned to its framing."""
+    out = []
+    for target in target_poses:
+        distances = [pose_distance(p, target) for p in ref_poses]
+        best = int(np.argmin(distances)) if np.isfinite(min(distances)) else 0
+        out.append(align_reference(ref_images[best], ref_poses[best], target))
+    return np.stack(out)
+
+
+def mean_frame_baseline(ref_images: list[np.ndarray], num_frames: int) -> np.ndarray:
+    """Frames ``(F, H, W, 3)``: the mean of the references, repeated."""
+    mean = np.mean(np.stack(ref_images).astype(np.float64), 0).round().astype(np.uint8)
+    return np.repeat(mean[None], num_frames, 0)
+
+
+# --------------------------------------------------------------------------- the harness
+
+
+def evaluate(cases: list[Case], refs: list[int], generate: Callable | None = None,
+             variants: tuple[Variant, ...] = DEFAULT_VARIANTS, steps: int = 20, guidance: float = 2.0,
+             seed: int = 0, progress: Callable[[str], None] | None = None) -> dict:
+    """Score the baselines and (when ``generate`` is given) the model variants with a reference count in ``refs``.
+
+    ``generate`` has the :class:`~engine.pipeline.FreeViewPipeline` call interface and returns an
+    object with ``.frames`` ``(F, H, W, 3)`` uint8.
+    """
+    chosen = [v for v in variants if v.refs in refs]
+    missing = sorted(set(refs) - {v.refs for v in chosen})
+    if missing:
+        raise UserError(f"no variant uses {', '.join(map(str, missing))} reference(s); "
+                        f"available counts: {', '.join(map(str, sorted({v.refs for v in variants})))}")
+    rows = []
+
+    def score(name, n, frames_for_case, extra):
+        totals = {m: [] for m in BASIC_METRICS}
+        for case in cases:
+            predicted = frames_for_case(case)
+            if predicted.shape != case.frames.shape:
+                raise ValueError(f"{name}: produced frames {predicted.shape}, expected {case.frames.shape}")
+            for metric, value in basic_metrics(predicted, case.frames).items():
+                totals[metric].append(value)
+        row = {"name": name, "refs": n, **{m: float(np.mean(v)) for m, v in totals.items()}, **extra}
+        rows.append(row)
+        if progress is not None:
+            progress(f"{name} (R={n}): " + ", ".join(f"{m} {row[m]:.4g}" for m in BASIC_METRICS))
+
+    for n in sorted(set(refs)):
+        base = next(v for v in chosen if v.refs == n)
+        extra = {"references": "+".join(base.shots), "kind": "baseline"}
+        score(BASELINES[0], n, lambda c, v=base: nearest_pose_baseline(*references(c, v), c.keypoints), extra)
+        score(BASELINES[1], n, lambda c, v=base: mean_frame_baseline(references(c, v)[0], len(c.frames)), extra)
+
+    if generate is not None:
+        import torch
+
+        for variant in chosen:
+            options = {"top_k": None, "disable_pcm": False, **variant.options}
+
+            def run(case, variant=variant, options=options):
+                images, poses = references(case, variant)
+                h, w = case.frames.shape[1:3]
+                out = generate(
+                    reference_images=images, reference_poses=poses, target_poses=case.keypoints,
+                    height=h, width=w, num_inference_steps=steps, guidance_scale=guidance,
+                    generator=torch.Generator().manual_seed(seed), output_type="np", **options,
+                )
+                return np.asarray(out.frames)
+
+            score(variant.name, variant.refs, run, {"references": "+".join(variant.shots), "kind": "model",
+                                                    "options": {k: v for k, v in variant.options.items()}})
+    return {
+        "rows": rows,
+        "skipped": unavailable_metrics(),
+        "cases": len(cases),
+        "frames": int(cases[0].frames.shape[0]) if cases else 0,
+        "size": int(cases[0].frames.shape[1]) if cases else 0,
+        "steps": steps,
+        "guidance": guidance,
+        "seed": seed,
+    }
+
+
+def markdown_table(report: dict) -> str:
+    lines = ["| name | refs | references | L1 ↓ | PSNR ↑ | SSIM ↑ |", "|---|---:|---|---:|---:|---:|"]
+    for row in report["rows"]:
+        lines.append(f"| {row['name']} | {row['refs']} | {row.get('references', '')} | "
+                     f"{row['L1']:.2f} | {row['PSNR']:.2f} | {row['SSIM']:.4f} |")
+    lines.append("")
+    lines.append(f"{report['cases']} cases of {report['frames']} frames at {report['size']} px, "
+                 f"{report['steps']} steps, guidance {report['guidance']}.")
+    for name, reason in report.get("skipped", {}).items():
+        lines.append(f"- {name} skipped: {reason}")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def _parse_refs(text: str) -> list[int]:
+    try:
+        refs = sorted({int(x) for x in text.split(",") if x.strip()})
+    except ValueError:
+        raise UserError(f"--refs {text!r} is not valid: use reference counts like 1,2") from None
+    if not refs or min(refs) < 1:
+        raise UserError(f"--refs {text!r} is not valid: use reference counts of at least 1")
+    return refs
+
+
+def register(subparsers, bench) -> None:
+    p = subparsers.add_parser(
+        "eval", help="fidelity (L1, PSNR, SSIM) on the held-out identities of a synthetic dataset",
+        description="Animate held-out synthetic identities with named reference sets and score against ground truth, "
+                    "beside two non-learned baselines (nearest-pose reference, mean frame).",
+    )
+    p.add_argument("--model", metavar="DIR", help="model directory (default: the embedded default)")
+    p.add_argument("--data", required=True, metavar="DIR", help="dataset made by `freeview synth make`")
+    p.add_argument("--refs", default="1,2", help="reference counts to evaluate, comma separated (default %(default)s)")
+    p.add_argument("--json", required=True, metavar="OUT.json", help="write the table here")
+    p.add_argument("--markdown", metavar="OUT.md", help="also write the table as Markdown")
+    p.add_argument("--cases", type=int, default=8, help="evaluation cases (default %(default)s)")
+    p.add_argument("--frames", type=int, default=12, help="frames per case (default %(default)s)")
+    p.add_argument("--steps", type=int, default=20, help="denoising steps (default %(default)s)")
+    p.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed for cases and sampling (default %(default)s)")
+    p.add_argument("--variants", metavar="VARIANTS.json", help="reference-set variants (default: the built-in ablation)")
+    p.add_argument("--baselines-only", action="store_true", help="score only the non-learned baselines")
+    p.set_defaults(func=run_eval)
+
+
+def run_eval(args) -> int:
+    refs = _parse_refs(args.refs)
+    if args.cases < 1:
+        raise UserError(f"--cases {args.cases} is not valid: use at least 1")
+    if args.frames < 1:
+        raise UserError(f"--frames {args.frames} is not valid: use at least 1")
+    if args.steps < 1:
+        raise UserError(f"--steps {args.steps} is not valid: use at least 1")
+    if args.seed < 0:
+        raise UserError(f"--seed {args.seed} is not valid: use 0 or more")
+    variants = load_variants(args.variants) if args.variants else DEFAULT_VARIANTS
+    cases = build_cases(args.data, args.cases, args.frames, args.seed)
+    generate = None
+    if not args.baselines_only:
+        from engine.model import load_pipeline
+
+        generate = load_pipeline(args.model)
+    report = evaluate(cases, refs, generate, variants, args.steps, args.guidance, args.seed, progress=print)
+    report["model"] = None if args.baselines_only else str(args.model or "default")
+    report["data"] = str(args.data)
+    write_text_atomic(args.json, json.dumps(report, indent=2) + "\n")
+    if args.markdown:
+        write_text_atomic(args.markdown, markdown_table(report))
+    print(markdown_table(report), end="")
+    return 0
