@@ -15,12 +15,73 @@ def register(subparsers, bench) -> None:
     run.add_argument("--resume", help="'latest' or a checkpoint folder")
     run.add_argument("--max-steps", type=int, help="stop after this many steps in this run (the schedule is unchanged)")
     run.set_defaults(func=_run)
+    prep = sub.add_parser(
+        "prepare", help="footage -> training dataset (shots with one person, poses, crops)",
+        description="Cut videos into shots, keep shots with exactly one person, extract poses and crop them to "
+                    "the training resolution. Writes index.json + clips/*.npz (the synthetic world's format). "
+                    "Re-running skips finished files; unreadable files are skipped and listed.",
+    )
+    prep.add_argument("footage", nargs="+", metavar="FOOTAGE", help="video files or folders of videos")
+    prep.add_argument("-o", "--output", required=True, metavar="DATASET", help="dataset folder")
+    prep.add_argument("--size", type=int, default=128, help="training resolution in pixels (default %(default)s)")
+    prep.add_argument("--min-frames", type=int, default=12, help="shortest shot kept, in frames (default %(default)s)")
+    prep.add_argument("--cuts", default="auto", choices=["auto", "color", "dinov2"],
+                      help="shot-cut detector: DINOv2 when its weights are on this machine, else colour/structure (default %(default)s)")
+    prep.add_argument("--identity", help="one identity name for all files (default: one identity per file)")
+    prep.set_defaults(func=_prepare)
     b = bench.add_parser("train", help="seconds per training step of the tiny-synthetic preset")
     b.add_argument("--data", required=True, help="a dataset folder (freeview synth make)")
     b.add_argument("--steps", type=int, default=10)
     b.add_argument("--stage", default="image", choices=["image", "temporal"])
     b.add_argument("--json")
     b.set_defaults(func=_bench)
+    cuts = bench.add_parser("cuts", help="precision and recall of shot-cut detection on synthetic multi-shot videos")
+    cuts.add_argument("--videos", type=int, default=24, help="synthetic videos (default %(default)s)")
+    cuts.add_argument("--seed", type=int, default=0)
+    cuts.add_argument("--method", default="color", choices=["auto", "color", "dinov2"])
+    cuts.add_argument("--json")
+    cuts.set_defaults(func=_bench_cuts)
+
+
+def _prepare(args) -> int:
+    from tqdm import tqdm
+
+    from .prepare import PrepareSettings, footage_files, prepare_dataset
+
+    settings = PrepareSettings(size=args.size, min_frames=args.min_frames, method=args.cuts)
+    settings.check()
+    bar = tqdm(total=len(footage_files(args.footage)), unit="file", desc="prepare")
+
+    def progress(name: str) -> None:  # called as each file starts
+        bar.set_postfix_str(name[-30:])
+        if bar.n < bar.total:
+            bar.update(1)
+
+    try:
+        index = prepare_dataset(args.footage, args.output, settings, identity=args.identity, progress=progress)
+    finally:
+        bar.close()
+    for s in index["skipped"]:
+        print(f"skipped {s['source']}: {s['reason']}")
+    print(f"wrote {len(index['clips'])} clips of {len(index['identities'])} identities to {args.output} "
+          f"({len(index['rejected'])} shots left out, listed in index.json)")
+    return 0
+
+
+def _bench_cuts(args) -> int:
+    from engine.errors import UserError
+    from engine.files import write_text_atomic
+
+    from .shots import bench_cuts
+
+    if args.videos < 1:
+        raise UserError(f"--videos {args.videos} is not valid: use at least 1")
+    figures = bench_cuts(args.videos, args.seed, args.method)
+    text = json.dumps(figures, indent=2)
+    print(text)
+    if args.json:
+        write_text_atomic(Path(args.json), text + "\n")
+    return 0
 
 
 def _run(args) -> int:

@@ -92,7 +92,7 @@ PRESETS: dict[str, Architecture] = {
         motion=_motion((32, 64, 128), 1, 4, 8),
         pose_guider=dict(conditioning_embedding_channels=32, block_out_channels=(16, 32, 64)),
         pcm=dict(block_out_channels=(16, 32, 64, 64), num_attention_heads=4),
-        vae=_vae((32, 64, 128), 1, 16, 128, 1.0),
+        vae=_vae((16, 32, 64), 1, 8, 128, 1.0),
         image_encoder=_clip(64, 2, 4, 64, 8, 64),
         scheduler=SMALL_SCHEDULER,
         image_size=64,

@@ -32,6 +32,9 @@ def register(subparsers, bench) -> None:
     make.add_argument("--frames", type=int, default=defaults.frames, help="frames per clip (default %(default)s)")
     make.add_argument("--supersample", type=int, default=defaults.supersample, help="anti-aliasing canvas factor 1..4 (default %(default)s)")
     make.set_defaults(func=run_make)
+    demo = synth_sub.add_parser("demo", help="re-create the demo references, motions and camera plan (assets/demo)")
+    demo.add_argument("-o", "--output", default="assets/demo", metavar="DIR", help="folder (default %(default)s)")
+    demo.set_defaults(func=run_demo)
 
     bench_synth = bench.add_parser("synth", help="synthetic-world rendering speed on one core (frames per second)")
     bench_synth.add_argument("--size", type=int, default=128, help="frame side in pixels (default %(default)s)")
@@ -95,4 +98,12 @@ def run_bench(args) -> int:
     print(text)
     if args.json:
         write_text_atomic(args.json, text + "\n")
+    return 0
+
+
+def run_demo(args) -> int:
+    from .demo import make_demo
+
+    written = make_demo(args.output)
+    print(f"wrote {len(written)} demo files to {args.output}")
     return 0

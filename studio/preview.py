@@ -1,0 +1,169 @@
+"""Pictures the studio shows: reference cards, the skeleton strip, the camera scrubber, the curve plot.
+
+Pure numpy/OpenCV/PIL functions of engine objects; fast enough to run on every edit.
+"""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+
+from engine.animate import Reference
+from engine.camera import CameraTimeline, apply_camera, camera_curves
+from engine.poses import PoseTrack, render_pose
+
+BACKGROUND = (24, 26, 33)
+ACCENT = (255, 138, 61)      # keyframes, zoom
+CUT = (240, 70, 90)          # cuts
+PAN_X = (90, 190, 255)
+PAN_Y = (140, 230, 140)
+GRID = (52, 56, 68)
+TEXT = (220, 224, 235)
+
+
+def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    import cv2
+
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def _fit_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    scale = max_side / max(width, height)
+    return max(2, round(width * scale)), max(2, round(height * scale))
+
+
+def _label(image: np.ndarray, text: str, colour=(255, 255, 255), background=(0, 0, 0), corner: str = "bl") -> np.ndarray:
+    import cv2
+
+    out = image.copy()
+    scale = max(0.4, min(out.shape[:2]) / 400)
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    pad = 5
+    x = pad if corner.endswith("l") else out.shape[1] - tw - 3 * pad
+    y = out.shape[0] - pad if corner.startswith("b") else th + 3 * pad
+    cv2.rectangle(out, (x - pad, y - th - pad - base // 2), (x + tw + pad, y + pad), background, -1)
+    cv2.putText(out, text, (x, y - base // 2), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 1, cv2.LINE_AA)
+    return out
+
+
+def reference_card(reference: Reference, warning: str | None = None, max_side: int = 384) -> np.ndarray:
+    """The photo with its skeleton drawn over it and its shot scale (and any warning) labelled."""
+    h, w = reference.image.shape[:2]
+    width, height = _fit_size(w, h, max_side)
+    photo = _resize(reference.image, width, height)
+    skeleton = render_pose(reference.keypoints, width, height, face=False)
+    mask = skeleton.max(axis=2, keepdims=True) > 0
+    card = np.where(mask, (0.25 * photo + 0.75 * skeleton).astype(np.uint8), photo)
+    card = _label(card, reference.shot, background=(40, 40, 40))
+    if warning:
+        card = _label(card, "! " + warning, colour=(0, 0, 0), background=(255, 200, 60), corner="tl")
+    return card
+
+
+def skeleton_strip(track: PoseTrack, thumbs: int = 24, height: int = 64) -> np.ndarray:
+    """Skeleton thumbnails evenly along the frame axis, side by side: ``(height, thumbs * w, 3)``."""
+    thumbs = max(1, min(thumbs, len(track)))
+    w = max(8, round(height * track.width / track.height))
+    frames = np.linspace(0, len(track) - 1, thumbs).round().astype(int)
+    tiles = []
+    for f in frames:
+        big = render_pose(track.keypoints[f], w * 3, height * 3, face=False, hands=False)  # draw big, shrink: thin lines
+        tile = _resize(big, w, height)
+        tile[tile.max(axis=2) == 0] = BACKGROUND
+        tiles.append(tile)
+    return np.concatenate(tiles, axis=1)
+
+
+def data_url(image: np.ndarray, quality: int = 80) -> str:
+    import cv2
+
+    ok, buffer = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.tobytes()).decode("ascii")
+
+
+def view_rectangle(track: PoseTrack, timeline: CameraTimeline, zoom: float, pan_x: float, pan_y: float) -> tuple[float, float, float, float]:
+    """The part of the source frame the camera sees (pixels: left, top, right, bottom), per engine.camera's model."""
+    out_w, out_h = timeline.output_size(track)
+    base = min(out_w / track.width, out_h / track.height)
+    view_w, view_h = out_w / (zoom * base), out_h / (zoom * base)
+    cx, cy = (0.5 + pan_x) * track.width, (0.5 + pan_y) * track.height
+    return cx - view_w / 2, cy - view_h / 2, cx + view_w / 2, cy + view_h / 2
+
+
+def camera_preview(track: PoseTrack, timeline: CameraTimeline, frame: int, size: int = 320,
+                   curves: np.ndarray | None = None, seen: PoseTrack | None = None) -> np.ndarray:
+    """Side by side at ``frame``: the source pose with the camera's frame rectangle | what the camera sees."""
+    import cv2
+
+    if curves is None:
+        curves, _ = camera_curves(timeline, track)
+    if seen is None:
+        seen = apply_camera(track, timeline)
+    zoom, pan_x, pan_y, yaw = curves[frame]
+    sw, sh = _fit_size(track.width, track.height, size)
+    source = render_pose(track.keypoints[frame], sw, sh, face=False)
+    source[source.max(axis=2) == 0] = BACKGROUND
+    left, top, right, bottom = view_rectangle(track, timeline, zoom, pan_x, pan_y)
+    sx, sy = sw / track.width, sh / track.height
+    cv2.rectangle(source, (round(left * sx), round(top * sy)), (round(right * sx), round(bottom * sy)), ACCENT, 2, cv2.LINE_AA)
+    source = _label(source, f"source  f{frame}", background=(45, 48, 58))
+    ow, oh = _fit_size(seen.width, seen.height, size)
+    view = render_pose(seen.keypoints[frame], ow, oh, face=False)
+    view[view.max(axis=2) == 0] = (12, 12, 16)
+    cv2.rectangle(view, (0, 0), (ow - 1, oh - 1), ACCENT, 2)
+    view = _label(view, f"camera  {zoom:.2f}x  pan {pan_x:+.2f},{pan_y:+.2f}" + (f"  yaw {yaw:+.0f}" if yaw else ""),
+                  background=(45, 48, 58))
+    height = max(sh, oh)
+    pad = lambda im: np.pad(im, ((0, height - im.shape[0]), (0, 0), (0, 0)), constant_values=BACKGROUND[0])  # noqa: E731
+    gap = np.full((height, 12, 3), BACKGROUND, np.uint8)
+    return np.concatenate([pad(source), gap, pad(view)], axis=1)
+
+
+def curve_plot(curves: np.ndarray, cut_frames: list[int], key_frames: list[int], frame: int,
+               width: int = 720, height: int = 170) -> np.ndarray:
+    """Zoom (orange, left scale) and pan x/y (blue/green, right scale) over frames; cuts as red lines."""
+    from PIL import Image, ImageDraw
+
+    n = len(curves)
+    image = Image.new("RGB", (width, height), BACKGROUND)
+    draw = ImageDraw.Draw(image)
+    left, right, top, bottom = 40, width - 40, 10, height - 20
+    x_of = lambda f: left + (right - left) * (f / max(n - 1, 1))  # noqa: E731
+    zoom = curves[:, 0]
+    z_lo, z_hi = min(1.0, float(zoom.min())), max(1.0, float(zoom.max())) * 1.05
+    z_of = lambda z: bottom - (bottom - top) * (z - z_lo) / max(z_hi - z_lo, 1e-6)  # noqa: E731
+    p_lim = max(0.25, float(np.abs(curves[:, 1:3]).max()) * 1.1)
+    p_of = lambda p: bottom - (bottom - top) * (p + p_lim) / (2 * p_lim)  # noqa: E731
+    for g in range(5):
+        y = top + (bottom - top) * g / 4
+        draw.line([(left, y), (right, y)], fill=GRID)
+    draw.line([(left, p_of(0)), (right, p_of(0))], fill=(70, 76, 92))
+    for f in cut_frames:
+        draw.line([(x_of(f), top), (x_of(f), bottom)], fill=CUT, width=2)
+    for f in key_frames:
+        draw.polygon([(x_of(f), bottom + 2), (x_of(f) - 4, bottom + 8), (x_of(f) + 4, bottom + 8)], fill=ACCENT)
+    xs = [x_of(f) for f in range(n)]
+    for values, of, colour in ((curves[:, 1], p_of, PAN_X), (curves[:, 2], p_of, PAN_Y), (zoom, z_of, ACCENT)):
+        points = list(zip(xs, (of(v) for v in values)))
+        if len(points) > 1:
+            draw.line(points, fill=colour, width=2)
+    draw.line([(x_of(frame), top), (x_of(frame), bottom)], fill=(255, 255, 255), width=1)
+    draw.text((4, top), f"{z_hi:.1f}x", fill=ACCENT)
+    draw.text((4, bottom - 10), f"{z_lo:.1f}x", fill=ACCENT)
+    draw.text((right + 4, top), f"+{p_lim:.2f}", fill=PAN_X)
+    draw.text((right + 4, bottom - 10), f"-{p_lim:.2f}", fill=PAN_X)
+    draw.text((left, bottom + 8), "zoom", fill=ACCENT)
+    draw.text((left + 44, bottom + 8), "pan x", fill=PAN_X)
+    draw.text((left + 92, bottom + 8), "pan y", fill=PAN_Y)
+    draw.text((left + 140, bottom + 8), "| cut", fill=CUT)
+    draw.text((right - 60, bottom + 8), f"frame {frame}", fill=TEXT)
+    return np.asarray(image)
+
+
+def correlation_or_none(reference_images: list[np.ndarray], correlation: np.ndarray | None) -> np.ndarray | None:
+    from engine.animate import correlation_picture
+
+    if correlation is None or not len(reference_images):
+        return None
+    return correlation_picture(reference_images, correlation)

@@ -1,0 +1,390 @@
+"""The studio's per-user project and the pure transforms the UI applies to it.
+
+Every function here takes a :class:`Project` and returns a new one (never
+mutates), so a handler that fails half-way leaves the user's work as it was.
+Nothing here imports gradio.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from engine.animate import AnimateSettings, Reference, shot_scale
+from engine.camera import CameraTimeline, Cut, Keyframe, camera_at, list_shots, shot_preset
+from engine.errors import UserError
+from engine.files import atomic_path
+from engine.poses import BODY, PoseTrack, retarget, track_from_native, track_to_native
+
+PROJECT_FORMAT = "freeview-project"
+PROJECT_VERSION = 1
+VISIBLE = 0.3
+
+
+@dataclass
+class RefEntry:
+    """A reference photo in the gallery, with what the studio noticed about it."""
+
+    reference: Reference
+    warning: str | None = None
+
+    @property
+    def shot(self) -> str:
+        return self.reference.shot
+
+
+@dataclass
+class Project:
+    """Everything the user makes: references, motion, camera plan, generate settings."""
+
+    references: list[RefEntry] = field(default_factory=list)
+    motion: PoseTrack | None = None          # the whole loaded motion (trim is applied by :func:`working_track`)
+    motion_name: str = ""
+    trim: tuple[int, int] = (0, 0)            # [start, stop) into ``motion``
+    retarget: bool = False
+    timeline: CameraTimeline = field(default_factory=CameraTimeline)
+    selected: tuple[str, int] | None = None   # ("keyframe" | "cut", frame) being edited
+    frame: int = 0                            # the scrubber's frame (in the trimmed track)
+    settings: dict = field(default_factory=dict)
+    outputs: list[str] = field(default_factory=list)
+
+
+# -- references ------------------------------------------------------------------------------------
+
+def add_reference(project: Project, reference: Reference, warning: str | None = None) -> Project:
+    return replace(project, references=project.references + [RefEntry(reference, warning)])
+
+
+def remove_reference(project: Project, index: int) -> Project:
+    if not 0 <= index < len(project.references):
+        raise UserError("select a reference in the gallery first")
+    refs = list(project.references)
+    del refs[index]
+    return replace(project, references=refs)
+
+
+def move_reference(project: Project, index: int, offset: int) -> tuple[Project, int]:
+    """Swap reference ``index`` with its neighbour ``index + offset``; returns the project and its new index."""
+    if not 0 <= index < len(project.references):
+        raise UserError("select a reference in the gallery first")
+    target = min(max(index + offset, 0), len(project.references) - 1)
+    refs = list(project.references)
+    refs[index], refs[target] = refs[target], refs[index]
+    return replace(project, references=refs), target
+
+
+def suggest_reference_frames(track: PoseTrack, count: int = 3, threshold: float = VISIBLE) -> list[int]:
+    """Frames of a video whose poses together cover the body best at different shot scales.
+
+    Greedy set cover: each pick maximises (newly covered body joints + a bonus for a
+    shot scale not picked yet), ties broken by total joint confidence. Frames
+    without a person are never picked. Returns frame indices in pick order.
+    """
+    body = track.keypoints[:, BODY]
+    seen = body[..., 2] > threshold                       # (frames, 18)
+    candidates = [i for i in range(len(track)) if track.detected[i] and seen[i].any()]
+    shots = {i: shot_scale(track.keypoints[i], threshold) for i in candidates}
+    confidence = body[..., 2].sum(axis=1)
+    covered = np.zeros(seen.shape[1], bool)
+    used_shots: set[str] = set()
+    picks: list[int] = []
+    for _ in range(min(count, len(candidates))):
+        best, best_score = None, None
+        for i in candidates:
+            if i in picks:
+                continue
+            gain = int((seen[i] & ~covered).sum()) + (4 if shots[i] not in used_shots else 0)
+            score = (gain, float(confidence[i]))
+            if best_score is None or score > best_score:
+                best, best_score = i, score
+        if best is None or (best_score[0] == 0 and picks):
+            break
+        picks.append(best)
+        covered |= seen[best]
+        used_shots.add(shots[best])
+    return picks
+
+
+# -- motion ------------------------------------------------------------------------------------------
+
+def set_motion(project: Project, track: PoseTrack, name: str) -> Project:
+    """A new motion: the whole track, the scrubber at 0; keyframes beyond the track are dropped."""
+    project = replace(project, motion=track, motion_name=name, trim=(0, len(track)), frame=0, selected=None)
+    return replace(project, timeline=_clip_timeline(project.timeline, len(track)))
+
+
+def set_trim(project: Project, start: int, stop: int) -> Project:
+    if project.motion is None:
+        raise UserError("load a motion first")
+    n = len(project.motion)
+    start, stop = int(start), int(stop)
+    start = min(max(start, 0), n - 1)
+    stop = min(max(stop, start + 1), n)
+    length = stop - start
+    return replace(project, trim=(start, stop), frame=min(project.frame, length - 1),
+                   timeline=_clip_timeline(project.timeline, length))
+
+
+def _clip_timeline(timeline: CameraTimeline, frames: int) -> CameraTimeline:
+    return replace(timeline, keyframes=tuple(k for k in timeline.keyframes if k.frame < frames),
+                   cuts=tuple(c for c in timeline.cuts if c.frame < frames))
+
+
+def working_track(project: Project) -> PoseTrack:
+    """The motion as the camera sees it: trimmed, and retargeted to the first reference when asked."""
+    if project.motion is None:
+        raise UserError("load a motion first (Motion tab)")
+    track = project.motion.slice(*project.trim)
+    if project.retarget and project.references:
+        ref = project.references[0].reference
+        track = retarget(track, PoseTrack(ref.keypoints[None], ref.image.shape[1], ref.image.shape[0]))
+    return track
+
+
+# -- camera timeline -----------------------------------------------------------------------------------
+
+POINT_FIELDS = ("frame", "zoom", "pan_x", "pan_y", "yaw", "easing", "shot", "label")
+
+
+def _points(timeline: CameraTimeline, kind: str) -> tuple[Keyframe, ...]:
+    return timeline.keyframes if kind == "keyframe" else timeline.cuts
+
+
+def _with_points(timeline: CameraTimeline, kind: str, points) -> CameraTimeline:
+    points = tuple(sorted(points, key=lambda p: p.frame))
+    return replace(timeline, keyframes=points) if kind == "keyframe" else replace(timeline, cuts=points)
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in ("keyframe", "cut"):
+        raise ValueError(f"unknown control point kind {kind!r}; expected 'keyframe' or 'cut'")
+
+
+def find_point(timeline: CameraTimeline, kind: str, frame: int) -> Keyframe | None:
+    return next((p for p in _points(timeline, kind) if p.frame == frame), None)
+
+
+def _check_free(timeline: CameraTimeline, frame: int, ignore: tuple[str, int] | None = None) -> None:
+    for kind in ("keyframe", "cut"):
+        if find_point(timeline, kind, frame) is not None and ignore != (kind, frame):
+            raise UserError(f"frame {frame} already has a {kind}; move or delete it first")
+
+
+def put_point(project: Project, kind: str, frame: int, values: dict | None = None,
+              replace_frame: int | None = None) -> Project:
+    """Add a keyframe or cut at ``frame`` (or move/edit the one at ``replace_frame``).
+
+    New points start from the camera at that frame (so adding one changes nothing
+    until its values are edited); ``values`` override fields. Conflicts (two points
+    on one frame) raise :class:`UserError` and leave the project unchanged.
+    """
+    _check_kind(kind)
+    track = working_track(project)
+    frame = int(frame)
+    if not 0 <= frame < len(track):
+        raise UserError(f"frame {frame} is outside the motion (0..{len(track) - 1})")
+    timeline = project.timeline
+    old = find_point(timeline, kind, replace_frame) if replace_frame is not None else None
+    _check_free(timeline, frame, ignore=(kind, replace_frame) if old is not None else None)
+    if old is not None:
+        base = {name: getattr(old, name) for name in POINT_FIELDS}
+        rest = [p for p in _points(timeline, kind) if p.frame != replace_frame]
+    else:
+        state = camera_at(timeline, frame, track)
+        base = {"zoom": state.zoom, "pan_x": state.pan_x, "pan_y": state.pan_y, "yaw": state.yaw,
+                "easing": "linear", "shot": None, "label": None}
+        rest = list(_points(timeline, kind))
+    base.update(values or {})
+    base["frame"] = frame
+    if base.get("shot") in ("", "none", None):
+        base["shot"] = None
+    if not base.get("label"):
+        base["label"] = None
+    cls = Keyframe if kind == "keyframe" else Cut
+    point = cls(**{name: base[name] for name in POINT_FIELDS})
+    new_timeline = _with_points(timeline, kind, rest + [point])  # CameraTimeline validates every field
+    new_timeline.check_frames(len(track))
+    return replace(project, timeline=new_timeline, selected=(kind, frame), frame=frame)
+
+
+def delete_point(project: Project, kind: str, frame: int) -> Project:
+    _check_kind(kind)
+    if find_point(project.timeline, kind, frame) is None:
+        raise UserError(f"there is no {kind} at frame {frame}")
+    points = [p for p in _points(project.timeline, kind) if p.frame != frame]
+    return replace(project, timeline=_with_points(project.timeline, kind, points), selected=None)
+
+
+def add_preset(project: Project, name: str, kind: str) -> Project:
+    """A shot preset (wide / medium / close-up) as a keyframe or a cut at the scrubber's frame.
+
+    The zoom and pan are resolved now (so the form shows them) and the ``shot`` name is kept.
+    """
+    track = working_track(project)
+    frame = project.frame
+    preset = shot_preset(track, frame, name)
+    values = {"zoom": preset.zoom, "pan_x": preset.pan_x, "pan_y": preset.pan_y, "shot": None, "label": name,
+              "easing": "ease-in-out" if kind == "keyframe" else "linear"}
+    existing = find_point(project.timeline, kind, frame)
+    return put_point(project, kind, frame, values, replace_frame=frame if existing is not None else None)
+
+
+def timeline_payload(project: Project, strip: str = "") -> str:
+    """The timeline component's value: JSON the browser draws and edits."""
+    n = len(working_track(project)) if project.motion is not None else 0
+    data = {
+        "n": n, "frame": project.frame, "fps": project.motion.fps if project.motion is not None else 25.0,
+        "keyframes": [{"frame": k.frame, "label": k.label or k.shot or f"{k.zoom:.2g}x"} for k in project.timeline.keyframes],
+        "cuts": [{"frame": c.frame, "label": c.label or c.shot or "cut"} for c in project.timeline.cuts],
+        "selected": {"kind": project.selected[0], "frame": project.selected[1]} if project.selected else None,
+        "strip": strip,
+    }
+    return json.dumps(data)
+
+
+def apply_timeline_payload(project: Project, payload: str) -> Project:
+    """Apply what the browser did to the timeline: ``{"op": "add"|"move"|"delete"|"select"|"scrub", ...}``.
+
+    The browser never edits values, only frames, so each edit maps to one :func:`put_point` call.
+    """
+    try:
+        data = json.loads(payload or "{}")
+    except json.JSONDecodeError:
+        raise UserError("the timeline sent an unreadable edit; try again") from None
+    edit = data.get("edit") or {}
+    op = edit.get("op")
+    frame = int(data.get("frame", project.frame))
+    if op is None or op == "scrub":
+        return replace(project, frame=max(0, min(frame, len(working_track(project)) - 1)))
+    kind = edit.get("kind", "keyframe")
+    if op == "add":
+        return put_point(project, kind, int(edit["frame"]))
+    if op == "move":
+        if int(edit["from"]) == int(edit["frame"]):
+            return replace(project, selected=(kind, int(edit["frame"])), frame=int(edit["frame"]))
+        return put_point(project, kind, int(edit["frame"]), replace_frame=int(edit["from"]))
+    if op == "delete":
+        return delete_point(project, kind, int(edit["frame"]))
+    if op == "select":
+        return replace(project, selected=(kind, int(edit["frame"])), frame=int(edit["frame"]))
+    raise UserError(f"unknown timeline edit {op!r}")
+
+
+def shot_rows(project: Project) -> list[list]:
+    """One row per shot: number, frames, seconds, name."""
+    if project.motion is None:
+        return []
+    track = working_track(project)
+    return [[s.index + 1, f"{s.start}–{s.stop - 1}", round((s.stop - s.start) / track.fps, 2), s.name]
+            for s in list_shots(project.timeline, len(track))]
+
+
+# -- generate settings -----------------------------------------------------------------------------------
+
+def animate_settings(values: dict, size_multiple: int) -> AnimateSettings:
+    """Form values -> :class:`AnimateSettings`, with clear messages for bad ones."""
+    steps = int(values.get("steps", 20))
+    if steps < 1:
+        raise UserError(f"steps must be at least 1, got {steps}")
+    guidance = float(values.get("guidance", 2.0))
+    if not guidance >= 1:
+        raise UserError(f"guidance must be >= 1 (1 turns it off), got {guidance}")
+    top_k = values.get("top_k")
+    if top_k in (None, "", "default"):
+        top_k = None
+    elif top_k != "all":
+        try:
+            top_k = float(top_k)
+        except (TypeError, ValueError):
+            raise UserError(f"top-K must be a number of references' worth of tokens or 'all', got {top_k!r}") from None
+        if top_k <= 0:
+            raise UserError(f"top-K must be positive, got {top_k}")
+    clip, overlap = int(values.get("clip_frames", 12)), int(values.get("overlap", 4))
+    if clip < 1 or not 0 <= overlap < clip:
+        raise UserError(f"clip length must be >= 1 and overlap in 0..clip-1, got clip {clip}, overlap {overlap}")
+    size = {}
+    for name in ("height", "width"):
+        value = int(values.get(name) or 0)
+        if value:
+            if value % size_multiple:
+                raise UserError(f"{name} {value} must be a multiple of {size_multiple} for this model")
+            size[name] = value
+    return AnimateSettings(steps=steps, guidance=guidance, seed=int(values.get("seed", 0)), top_k=top_k,
+                           clip_frames=clip, overlap=overlap, retarget=bool(values.get("retarget", False)), **size)
+
+
+# -- project files ---------------------------------------------------------------------------------------
+
+def _png_bytes(image: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def save_project(project: Project, path: str | Path) -> Path:
+    """Write the whole project as one ``.freeview`` zip (``manifest.json`` + images + poses), atomically."""
+    path = Path(path)
+    manifest = {"format": PROJECT_FORMAT, "version": PROJECT_VERSION, "references": [], "motion": None,
+                "timeline": project.timeline.to_dict(), "settings": project.settings, "frame": project.frame}
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+        for i, entry in enumerate(project.references):
+            ref = entry.reference
+            stem = f"references/{i:02d}"
+            zf.writestr(f"{stem}.png", _png_bytes(ref.image))
+            pose = PoseTrack(ref.keypoints[None], ref.image.shape[1], ref.image.shape[0])
+            zf.writestr(f"{stem}.pose.json", json.dumps(track_to_native(pose)))
+            manifest["references"].append({"image": f"{stem}.png", "pose": f"{stem}.pose.json", "name": ref.name,
+                                           "warning": entry.warning})
+        if project.motion is not None:
+            zf.writestr("motion.pose.json", json.dumps(track_to_native(project.motion)))
+            manifest["motion"] = {"pose": "motion.pose.json", "name": project.motion_name, "trim": list(project.trim),
+                                  "retarget": project.retarget}
+        zf.writestr("manifest.json", json.dumps(manifest, indent=1))
+    return path
+
+
+def load_project(path: str | Path) -> Project:
+    """Read a ``.freeview`` file; newer versions and damaged files raise :class:`UserError`."""
+    from PIL import Image
+
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            try:
+                manifest = json.loads(zf.read("manifest.json"))
+            except KeyError:
+                raise UserError(f"{path.name} is not a FreeView project (no manifest.json)") from None
+            if not isinstance(manifest, dict) or manifest.get("format") != PROJECT_FORMAT:
+                raise UserError(f"{path.name} is not a FreeView project")
+            version = manifest.get("version")
+            if not isinstance(version, int) or version > PROJECT_VERSION:
+                raise UserError(f"{path.name} was saved by a newer FreeView (project version {version}); "
+                                f"this one reads version {PROJECT_VERSION} — update FreeView to open it")
+            project = Project(settings=dict(manifest.get("settings") or {}))
+            for item in manifest.get("references", []):
+                image = np.asarray(Image.open(io.BytesIO(zf.read(item["image"]))).convert("RGB"))
+                pose = track_from_native(json.loads(zf.read(item["pose"])), item["pose"])
+                ref = Reference(image=image, keypoints=pose.keypoints[0], name=item.get("name", "reference"))
+                project = add_reference(project, ref, item.get("warning"))
+            motion = manifest.get("motion")
+            if motion:
+                track = track_from_native(json.loads(zf.read(motion["pose"])), motion["pose"])
+                project = set_motion(project, track, motion.get("name", "motion"))
+                project = set_trim(project, *motion.get("trim", (0, len(track))))
+                project = replace(project, retarget=bool(motion.get("retarget", False)))
+            timeline = CameraTimeline.from_dict(manifest.get("timeline") or {})
+            if project.motion is not None:
+                timeline.check_frames(len(working_track(project)))
+                project = replace(project, frame=min(int(manifest.get("frame", 0)), len(working_track(project)) - 1))
+            return replace(project, timeline=timeline)
+    except zipfile.BadZipFile:
+        raise UserError(f"{path.name} is damaged or not a FreeView project (not a zip file)") from None
+    except (KeyError, json.JSONDecodeError, OSError, TypeError) as exc:
+        raise UserError(f"{path.name} is damaged: {exc}") from None
