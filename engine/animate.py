@@ -157,11 +157,9 @@ def fit_keypoints(keypoints: np.ndarray, src_w: int, src_h: int, width: int, hei
 
 
 def target_track(motion: PoseTrack, camera=None, *, frames: int | None = None, retarget_to: Reference | None = None) -> PoseTrack:
-    """The poses the network is driven by: trimmed, retargeted, seen through the camera."""
-    if frames is not None:
-        if frames < 1:
-            raise UserError(f"frames must be at least 1, got {frames}")
-        motion = motion.slice(0, frames)
+    """The poses the network is driven by: retargeted, seen through the camera, trimmed to ``frames``."""
+    if frames is not None and frames < 1:
+        raise UserError(f"frames must be at least 1, got {frames}")
     if retarget_to is not None:
         from .poses import retarget
 
@@ -171,7 +169,7 @@ def target_track(motion: PoseTrack, camera=None, *, frames: int | None = None, r
         from .camera import apply_camera
 
         motion = apply_camera(motion, camera)
-    return motion
+    return motion if frames is None else motion.slice(0, frames)
 
 
 # -- the job ----------------------------------------------------------------------------------------

@@ -65,7 +65,7 @@ def load_pipeline(
     target = pick_device(device)
     dtype = pick_dtype(target, precision)
     try:
-        pipe = FreeViewPipeline.from_pretrained(path, torch_dtype=dtype)
+        pipe = FreeViewPipeline.from_pretrained(path, dtype=dtype)
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         hint = f"; {RESTORE_HINT}" if path.resolve() == DEFAULT_MODEL_DIR.resolve() else ""
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__

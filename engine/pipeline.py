@@ -18,6 +18,8 @@ from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
 from .context import aggregation_weights, context_windows
 from .models.network import FreeViewNetwork
+from .models.pcm import PoseCorrelationModule  # noqa: F401  (from_pretrained loads only imported libraries)
+from .models.pose_guider import PoseGuider  # noqa: F401
 
 logger = logging.getLogger(__name__)
 

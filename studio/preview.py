@@ -39,6 +39,9 @@ def _label(image: np.ndarray, text: str, colour=(255, 255, 255), background=(0, 
     out = image.copy()
     scale = max(0.4, min(out.shape[:2]) / 400)
     (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    if tw > out.shape[1] - 16:  # shrink long labels to fit the picture
+        scale *= (out.shape[1] - 16) / tw
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
     pad = 5
     x = pad if corner.endswith("l") else out.shape[1] - tw - 3 * pad
     y = out.shape[0] - pad if corner.startswith("b") else th + 3 * pad
@@ -167,3 +170,11 @@ def correlation_or_none(reference_images: list[np.ndarray], correlation: np.ndar
     if correlation is None or not len(reference_images):
         return None
     return correlation_picture(reference_images, correlation)
+
+
+def render_pose_view(track: PoseTrack, frame: int, max_side: int = 256) -> np.ndarray:
+    """One frame of a pose track drawn small (the generate tab's 'now denoising' picture)."""
+    width, height = _fit_size(track.width, track.height, max_side)
+    image = render_pose(track.keypoints[frame], width, height, face=False)
+    image[image.max(axis=2) == 0] = BACKGROUND
+    return image

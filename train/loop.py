@@ -8,9 +8,13 @@ and every rank sees different data.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
+import json
 import logging
 import math
+import os
 import re
 import shutil
 import time
@@ -26,7 +30,7 @@ from diffusers.training_utils import EMAModel
 from einops import rearrange
 
 from engine.errors import UserError
-from engine.files import atomic_dir, write_text_atomic
+from engine.files import atomic_dir, atomic_path, write_text_atomic
 from engine.models.configs import build_components
 from engine.models.network import FreeViewNetwork
 from engine.pipeline import FreeViewPipeline, clip_pixels
@@ -46,7 +50,25 @@ def load_components(config: TrainConfig) -> dict:
     if not (path / "model_index.json").exists():
         raise UserError(f"init_from: {path} is not a FreeView model directory (no model_index.json)")
     pipe = FreeViewPipeline.from_pretrained(path)
-    return {name: getattr(pipe, name) for name in COMPONENTS}
+    pipe.network._hook.remove()  # the training network adds its own pose hook to the same conv_in
+    components = {name: getattr(pipe, name) for name in COMPONENTS}
+    check_architecture(config, components, f"init_from {path}")
+    return components
+
+
+def check_architecture(config: TrainConfig, components: dict, where: str) -> None:
+    """A model directory must have the config's architecture: one clear error instead of shape mismatches later."""
+    from engine.models.configs import PRESETS
+
+    if config.architecture not in PRESETS:
+        raise UserError(f"config: architecture={config.architecture!r} is not one of {', '.join(PRESETS)}")
+    wanted = PRESETS[config.architecture].unet
+    have = components["denoising_unet"].config
+    plain = lambda v: list(v) if isinstance(v, (list, tuple)) else v  # noqa: E731
+    for key in ("block_out_channels", "cross_attention_dim", "layers_per_block"):
+        if plain(have[key]) != plain(wanted[key]):
+            raise UserError(f"{where} is not a {config.architecture!r} model ({key} {have[key]} vs {wanted[key]}); "
+                            "set architecture: to the model's architecture or use a matching model")
 
 
 def trainable_parameters(config: TrainConfig, components: dict, network: FreeViewNetwork) -> list[torch.nn.Parameter]:
@@ -95,6 +117,10 @@ def step_generator(config: TrainConfig, rank: int, step: int) -> torch.Generator
 def batch_for_step(dataset, config: TrainConfig, rank: int, step: int) -> dict:
     g = step_generator(config, rank, step)
     indices = torch.randint(len(dataset), (config.batch_size,), generator=g).tolist()
+    trace = os.environ.get("FREEVIEW_TRAIN_TRACE")  # tests: which samples each rank saw
+    if trace:
+        with open(f"{trace}.rank{rank}", "a") as fh:
+            fh.write(json.dumps({"rank": rank, "step": step, "indices": indices}) + "\n")
     samples = []
     for j, i in enumerate(indices):
         with torch.random.fork_rng():  # the dataset draws references from torch's RNG: pin it to (step, rank, j)
@@ -159,20 +185,45 @@ def resolve_resume(output_dir: Path, resume: str | None) -> Path | None:
     return path
 
 
+@contextlib.contextmanager
+def pipeline_of(components: dict, fuse_lora: bool = False):
+    """A FreeViewPipeline over the training components. Its own pose hook is removed at once: the training
+    network's hook on the same ``conv_in`` serves it, and a second one would add the pose features twice
+    (for the rest of training). ``fuse_lora``: plain UNet copies with the adapters fused (for export)."""
+    parts = {name: components[name] for name in COMPONENTS}
+    if fuse_lora:
+        from .lora import has_lora, merged_unet
+
+        for name in ("reference_unet", "denoising_unet"):
+            if has_lora(parts[name]):
+                parts[name] = merged_unet(parts[name])
+    pipe = FreeViewPipeline(**parts)
+    pipe.network._hook.remove()
+    yield pipe
+
+
 def export_model(components: dict, directory: Path) -> None:
-    pipe = FreeViewPipeline(**{name: components[name] for name in COMPONENTS})
-    pipe.save_pretrained(directory, safe_serialization=True)
+    """A loadable model directory (diffusers layout); LoRA adapters are fused into the weights."""
+    with pipeline_of(components, fuse_lora=True) as pipe:
+        pipe.save_pretrained(directory, safe_serialization=True)
 
 
 def save_checkpoint(accelerator: Accelerator, config: TrainConfig, components: dict, step: int) -> Path:
     """Accelerate state + a loadable model, written to a temporary folder and renamed when complete."""
     output_dir = Path(config.output_dir)
     final = output_dir / "checkpoints" / f"step-{step:07d}"
-    with atomic_dir(final) as tmp:
-        accelerator.save_state(str(tmp / "state"))
-        export_model(components, tmp / "model")
-        (tmp / "config.yaml").write_text(config_to_yaml(config))
-        (tmp / "COMPLETE").write_text(f"{step}\n")
+    try:
+        with atomic_dir(final) as tmp:
+            accelerator.save_state(str(tmp / "state"))
+            export_model(components, tmp / "model")
+            (tmp / "config.yaml").write_text(config_to_yaml(config))
+            (tmp / "COMPLETE").write_text(f"{step}\n")
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise UserError(f"no space left on the disk while writing checkpoint step {step} in {final.parent}; "
+                            "the half-written one was removed and earlier checkpoints are intact. Free some space "
+                            "(or lower keep_checkpoints) and resume with --resume latest") from None
+        raise
     for old in checkpoints(output_dir)[: -config.keep_checkpoints]:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -214,13 +265,14 @@ def train(config: TrainConfig, resume: str | None = None, *, max_steps: int | No
     step = 0
     checkpoint = resolve_resume(output_dir, resume)
     if checkpoint is not None:
-        accelerator.load_state(str(checkpoint / "state"))
+        load_checkpoint(accelerator, config, checkpoint)
         step = int((checkpoint / "COMPLETE").read_text())
         logger.info("resumed from %s at step %d", checkpoint, step)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(output_dir / "config.yaml", config_to_yaml(config))
     log_path = output_dir / "log.csv"
+    board = tensorboard_writer(output_dir) if accelerator.is_main_process else None
 
     last_loss, started, first_step = math.nan, time.perf_counter(), step
     stop = config.steps if max_steps is None else min(config.steps, step + max_steps)
@@ -245,6 +297,13 @@ def train(config: TrainConfig, resume: str | None = None, *, max_steps: int | No
         last_loss = accelerator.gather(loss.detach()[None]).mean().item()
         if accelerator.is_main_process and (step % config.log_every == 0 or step == stop):
             append_log(log_path, step, last_loss, lr_scheduler.get_last_lr()[0])
+            if board is not None:
+                board.add_scalar("train/loss", last_loss, step)
+                board.add_scalar("train/lr", lr_scheduler.get_last_lr()[0], step)
+        if config.sample_every and step % config.sample_every == 0 and config.stage != "vae" and accelerator.is_main_process:
+            model.eval()
+            save_sample(components, dataset, config, step, output_dir / "samples")
+            model.train()
         if step % config.checkpoint_every == 0 or step == config.steps:
             accelerator.wait_for_everyone()
             if accelerator.is_main_process:
@@ -257,8 +316,71 @@ def train(config: TrainConfig, resume: str | None = None, *, max_steps: int | No
             with atomic_dir(output_dir / "model") as tmp:
                 export_model(components, tmp)
     elapsed = time.perf_counter() - started
+    if board is not None:
+        board.close()
     accelerator.end_training()
     return {"step": step, "loss": last_loss, "seconds_per_step": elapsed / max(1, step - first_step)}
+
+
+def load_checkpoint(accelerator: Accelerator, config: TrainConfig, checkpoint: Path) -> None:
+    """Restore model, optimizer, scheduler and RNG; a checkpoint of another architecture or stage is one clear error."""
+    saved = checkpoint / "config.yaml"
+    if saved.exists():
+        import yaml
+
+        before = yaml.safe_load(saved.read_text()) or {}
+        for key in ("architecture", "stage", "lora_rank"):
+            if key in before and before[key] != getattr(config, key):
+                raise UserError(f"resume: {checkpoint} was trained with {key}={before[key]!r}, this config has "
+                                f"{key}={getattr(config, key)!r}; use a new output_dir or the same {key}")
+    try:
+        accelerator.load_state(str(checkpoint / "state"))
+    except (RuntimeError, ValueError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise UserError(f"resume: {checkpoint} does not fit this model (another architecture?): {first}") from None
+
+
+def tensorboard_writer(output_dir: Path):
+    """A TensorBoard writer under ``output_dir/tensorboard`` when tensorboard is installed, else None."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(output_dir / "tensorboard"))
+
+
+SAMPLE_STEPS = 4
+
+
+@torch.no_grad()
+def save_sample(components: dict, dataset, config: TrainConfig, step: int, folder: Path) -> Path:
+    """A preview PNG of the fixed eval sample: references | ground truth | generated frames (few steps, seeded)."""
+    import cv2
+    import numpy as np
+
+    sample = dataset[0] if dataset.split != "train" else _fixed_item(dataset)
+    to_uint8 = lambda x: ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()  # noqa: E731
+    refs = to_uint8(sample["ref_images"])
+    truth = to_uint8(sample["target_images"])
+    size = truth.shape[1]
+    with pipeline_of(components) as pipe:
+        device = pipe.denoising_unet.device
+        out = pipe(list(refs), list(sample["ref_keypoints"].numpy()), sample["target_keypoints"].numpy(),
+                   height=size, width=size, num_inference_steps=SAMPLE_STEPS, guidance_scale=1.0,
+                   generator=torch.Generator(device).manual_seed(config.seed))
+    rows = [np.concatenate(list(refs), 1), np.concatenate(list(truth), 1), np.concatenate(list(out.frames), 1)]
+    width = max(r.shape[1] for r in rows)
+    grid = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows], 0)
+    path = folder / f"step-{step:07d}.png"
+    with atomic_path(path) as tmp:
+        cv2.imwrite(str(tmp), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+    return path
+
+
+def _fixed_item(dataset) -> dict:
+    with torch.random.fork_rng():  # train-split references come from torch's RNG: the same sample every time
+        torch.manual_seed(0)
+        return dataset[0]
 
 
 def make_optimizer(config: TrainConfig, params):

@@ -1,0 +1,138 @@
+"""`freeview animate` and the high-level animate API, on a tiny model and the demo assets."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.animate import AnimateSettings, animate, fit_keypoints, fit_to_frame, load_motion, load_reference, shot_scale
+from engine.model import load_pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "assets" / "demo"
+REFS = sorted(str(p) for p in (DEMO / "references").glob("mara_*.png"))
+MOTION = DEMO / "motions" / "presenter.json"
+CAMERA = DEMO / "camera" / "zoom-and-cut.json"
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    from engine.models.configs import build_components
+    from engine.pipeline import FreeViewPipeline
+
+    path = tmp_path_factory.mktemp("model") / "tiny"
+    FreeViewPipeline(**build_components("tiny")).save_pretrained(path)
+    return path
+
+
+def freeview(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "engine.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, **(env or {})}, timeout=300)
+
+
+def test_demo_references_carry_their_pose_and_shot():
+    shots = {Path(p).stem.split("_")[1]: load_reference(p).shot for p in REFS}
+    assert shots == {"close-up": "close-up", "medium": "medium", "wide": "wide"}
+
+
+def test_letterboxing_keeps_keypoints_on_the_same_pixels():
+    image = np.zeros((60, 30, 3), np.uint8)
+    image[45, 10] = 255
+    kp = np.zeros((128, 3), np.float32)
+    kp[0] = [10.5 / 30, 45.5 / 60, 1]
+    fitted, moved = fit_to_frame(image, kp, 64, 64)
+    assert fitted.shape == (64, 64, 3)
+    y, x = np.unravel_index(fitted[..., 0].argmax(), fitted.shape[:2])
+    assert abs(moved[0, 0] * 64 - (x + 0.5)) <= 1.5 and abs(moved[0, 1] * 64 - (y + 0.5)) <= 1.5
+    np.testing.assert_allclose(fit_keypoints(kp, 64, 64, 64, 64), kp)
+
+
+def test_shot_scale_from_visible_joints():
+    kp = np.zeros((128, 3), np.float32)
+    kp[[0, 1, 2, 5], 2] = 1
+    assert shot_scale(kp) == "close-up"
+    kp[[8, 11], 2] = 1
+    assert shot_scale(kp) == "medium"
+    kp[[10, 13], 2] = 1
+    assert shot_scale(kp) == "wide"
+
+
+def test_animate_follows_the_camera_plan(tiny_model):
+    from engine.camera import CameraTimeline
+
+    pipe = load_pipeline(tiny_model)
+    refs = [load_reference(p) for p in REFS]
+    settings = AnimateSettings(steps=1, frames=6, height=32, width=32)
+    result = animate(pipe, refs, load_motion(MOTION), CameraTimeline.load(CAMERA), settings)
+    assert result.frames.shape == (6, 32, 32, 3)
+    assert result.correlation.shape[:2] == (6, 3)
+    assert result.fps == 25
+
+
+def test_cli_writes_a_playable_mp4_with_the_right_frames_and_fps(tmp_path, tiny_model):
+    from engine.video import probe_video, read_video
+
+    out = tmp_path / "out.mp4"
+    preview = tmp_path / "preview.mp4"
+    corr = tmp_path / "corr.png"
+    r = freeview("animate", "--refs", *REFS[:2], "--motion", MOTION, "--camera", CAMERA, "--model", tiny_model,
+                 "--steps", "1", "--frames", "9", "--out", out, "--preview", preview, "--correlation", corr)
+    assert r.returncode == 0, r.stderr
+    info = probe_video(out)
+    frames, fps, size = read_video(out)
+    assert sum(1 for _ in frames) == 9
+    assert abs(fps - 25) < 0.01 and info.fps == pytest.approx(25, abs=0.01)
+    assert probe_video(preview).width == 2 * info.width
+    assert corr.stat().st_size > 0
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--refs", "missing.png"], "missing.png"),
+        (["--refs", str(MOTION)], "image"),
+        (["--steps", "0"], "steps"),
+        (["--guidance", "0.5"], "guidance"),
+        (["--out", "/proc/forbidden/out.mp4"], "/proc/forbidden"),
+        (["--model", "/nonexistent/model"], "/nonexistent/model"),
+        (["--motion", "nowhere.json"], "nowhere.json"),
+    ],
+)
+def test_bad_input_gives_one_line_and_no_file(tmp_path, tiny_model, args, message):
+    out = tmp_path / "out.mp4"
+    base = {"--refs": REFS[:1], "--motion": [str(MOTION)], "--model": [str(tiny_model)], "--steps": ["1"],
+            "--frames": ["2"], "--out": [str(out)]}
+    base[args[0]] = args[1:]
+    r = freeview("animate", *[x for k, v in base.items() for x in (k, *v)])
+    assert r.returncode != 0
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("freeview: error:"), r.stderr
+    assert message in lines[0]
+    assert "Traceback" not in r.stderr
+    assert not out.exists()
+
+
+def test_model_directory_with_a_missing_component(tmp_path, tiny_model):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model, broken)
+    shutil.rmtree(broken / "pcm")
+    r = freeview("animate", "--refs", REFS[0], "--motion", MOTION, "--model", broken, "--out", tmp_path / "o.mp4")
+    assert r.returncode != 0 and "pcm" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_corrupted_weights_say_how_to_restore(tmp_path, tiny_model):
+    import shutil
+
+    broken = tmp_path / "corrupt"
+    shutil.copytree(tiny_model, broken)
+    weights = next((broken / "pcm").glob("*.safetensors"))
+    weights.write_bytes(b"not a safetensors file")
+    r = freeview("animate", "--refs", REFS[0], "--motion", MOTION, "--model", broken, "--out", tmp_path / "o.mp4")
+    assert r.returncode != 0 and "cannot load the model" in r.stderr and "Traceback" not in r.stderr

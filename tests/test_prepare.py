@@ -1,0 +1,143 @@
+"""train prepare (footage -> dataset) and shot-cut detection."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from train.shots import bench_cuts, detect_cuts, frame_distances, match_cuts, segments, synthetic_multishot
+
+SEGMENT = 14
+
+
+def test_cut_detection_on_synthetic_multishot_videos():
+    frames, _, truth = synthetic_multishot(seed=3, segments_per_video=4, size=128, min_len=8, max_len=12)
+    distances, method = frame_distances(frames, "color")
+    assert method == "color" and distances.shape == (len(frames),)
+    found = detect_cuts(distances)
+    tp, fp, fn = match_cuts(found, truth)
+    assert (fp, fn) == (0, 0), (found, truth)
+    assert segments(len(frames), found)[0][0] == 0 and segments(len(frames), found)[-1][1] == len(frames)
+
+
+def test_cut_detection_ignores_motion_and_slow_zoom():
+    rng = np.random.default_rng(0)
+    base = cv2.resize(rng.integers(0, 255, (24, 24, 3), dtype=np.uint8), (160, 160), interpolation=cv2.INTER_CUBIC)
+    frames = []
+    for i in range(30):  # a slow push-in with panning: one shot
+        s = 160 - i
+        frames.append(cv2.resize(base[i // 2:i // 2 + s, i // 3:i // 3 + s], (128, 128)))
+    assert detect_cuts(frame_distances(frames, "color")[0]) == []
+
+
+def test_match_cuts_counts():
+    assert match_cuts([10, 20, 31], [10, 30, 40]) == (2, 1, 1)
+
+
+def test_unknown_method_raises():
+    with pytest.raises(ValueError, match="nope"):
+        frame_distances([np.zeros((8, 8, 3), np.uint8)] * 2, "nope")
+
+
+@pytest.mark.slow
+def test_bench_cuts_figures():
+    figures = bench_cuts(videos=2, seed=1)
+    assert figures["precision"] >= 0.9 and figures["recall"] >= 0.9 and figures["true_cuts"] > 0
+
+
+# -- prepare ------------------------------------------------------------------------------------------
+def _shots():
+    """Astronaut shots (mediapipe finds her reliably; the synthetic characters not always)."""
+    from skimage.data import astronaut
+
+    a = astronaut()
+    resize = lambda x: cv2.resize(x, (256, 256), interpolation=cv2.INTER_AREA)  # noqa: E731
+    small = cv2.resize(a, (128, 128), interpolation=cv2.INTER_AREA)
+    two = np.full((256, 256, 3), 90, np.uint8)
+    two[64:192, :128], two[64:192, 128:] = small, small[:, ::-1]
+    empty = np.repeat(np.linspace(30, 220, 256, dtype=np.uint8)[None, :, None], 3, 2).repeat(256, 0)
+    return [("one", resize(a)), ("two", two), ("one", resize(a[40:360, 100:420])), ("none", empty),
+            ("one", resize(a[:, ::-1]))]
+
+
+@pytest.fixture(scope="module")
+def footage(tmp_path_factory):
+    from engine.video import write_video
+
+    folder = tmp_path_factory.mktemp("footage")
+    frames, kinds = [], []
+    for kind, image in _shots():
+        for i in range(SEGMENT):  # a little camera drift so each shot moves
+            frames.append(np.roll(image, i, axis=1))
+        kinds.append(kind)
+    write_video(folder / "multishot.mp4", np.stack(frames), fps=12)
+    (folder / "broken.mp4").write_bytes(b"\x00\x01 not a video" * 50)
+    (folder / "notes.txt").write_text("not footage")
+    truth = [SEGMENT * k for k in range(1, len(kinds))]
+    return folder, kinds, truth
+
+
+@pytest.fixture(scope="module")
+def prepared(footage, tmp_path_factory):
+    from train.prepare import PrepareSettings, prepare_dataset
+
+    folder, _, _ = footage
+    out = tmp_path_factory.mktemp("dataset")
+    index = prepare_dataset([folder], out, PrepareSettings(size=64, min_frames=6, method="color"))
+    return out, index
+
+
+def test_prepare_finds_cuts_and_keeps_single_person_shots(footage, prepared):
+    folder, kinds, truth = footage
+    out, index = prepared
+    manifest = json.loads(next((out / "sources").glob("multishot-*.json")).read_text())
+    assert match_cuts(manifest["cuts"], truth) == (len(truth), 0, 0), manifest["cuts"]
+    assert len(index["clips"]) == kinds.count("one")
+    reasons = sorted(r["reason"] for r in index["rejected"])
+    assert len(reasons) == 2 and reasons[0] == "2 people (a training clip shows exactly one)" and reasons[1] == "no person"
+    skipped = {s["source"].rsplit("/", 1)[-1]: s["reason"] for s in index["skipped"]}
+    assert set(skipped) == {"broken.mp4", "notes.txt"} and "unsupported" in skipped["notes.txt"]
+    clip = np.load(out / index["clips"][0]["file"])
+    assert clip["frames"].shape == (SEGMENT, 64, 64, 3) and clip["keypoints"].shape == (SEGMENT, 128, 3)
+    kp = clip["keypoints"]
+    seen = kp[..., 2] > 0.3
+    assert seen.any() and (kp[..., :2][seen] >= 0).all() and (kp[..., :2][seen] <= 1).all()
+    assert {c["shot"] for c in index["clips"]} <= {"close-up", "medium", "wide"}
+    assert index["identities"] == [{"id": "id-multishot", "split": "train", "sources": [str(folder / "multishot.mp4")]}]
+
+
+def test_prepare_output_serves_synth_dataset_and_reruns_skip_work(footage, prepared, monkeypatch):
+    import train.prepare as prepare
+    from train.synth import SynthDataset
+
+    folder, _, _ = footage
+    out, index = prepared
+    if len({c["shot"] for c in index["clips"]}) >= 2:
+        item = SynthDataset(out, num_refs=2, size=32)[0]
+        assert item["target_images"].shape == (1, 3, 32, 32) and item["ref_images"].shape == (2, 3, 32, 32)
+    original = prepare.prepare_file
+
+    def once(path, *args, **kwargs):
+        assert path.name != "multishot.mp4", "finished footage was prepared again"
+        return original(path, *args, **kwargs)  # the broken file is tried again, and listed again
+
+    monkeypatch.setattr(prepare, "prepare_file", once)
+    again = prepare.prepare_dataset([folder], out, prepare.PrepareSettings(size=64, min_frames=6, method="color"))
+    assert again["clips"] == index["clips"] and len(again["skipped"]) == 2
+    with pytest.raises(prepare.UserError, match="other settings"):
+        prepare.prepare_dataset([folder], out, prepare.PrepareSettings(size=32, min_frames=6, method="color"))
+
+
+def test_prepare_with_nothing_usable_is_one_clear_error(tmp_path):
+    from engine.errors import UserError
+    from train.prepare import prepare_dataset
+
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(UserError, match="no usable clip"):
+        prepare_dataset([bad], tmp_path / "out")
+    with pytest.raises(UserError, match="no footage"):
+        prepare_dataset([], tmp_path / "out2")

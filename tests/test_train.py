@@ -1,0 +1,195 @@
+"""The training loop on tiny models: losses fall, resume is exact, two ranks, LoRA, bad input."""
+
+from __future__ import annotations
+
+import csv
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine.errors import UserError
+from train.config import config_to_yaml, load_config, make_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    from train.synth import MakeSettings, make_dataset
+
+    root = tmp_path_factory.mktemp("synth")
+    make_dataset(root, MakeSettings(identities=2, eval_identities=0, size=128, clips_per_identity=2, frames=4, supersample=1))
+    return root
+
+
+def tiny(dataset, out, **overrides):
+    values = dict(architecture="tiny", data=str(dataset), output_dir=str(out), resolution=32, batch_size=2, max_refs=2,
+                  steps=4, warmup_steps=0, learning_rate=1e-3, reference_dropout=0.0, checkpoint_every=2, log_every=1)
+    return make_config("tiny-synthetic", **{**values, **overrides})
+
+
+def overfit(config, steps=30):
+    from engine.models.configs import build_components
+    from engine.models.network import FreeViewNetwork
+    from train.loop import batch_for_step, diffusion_loss, make_dataset, trainable_parameters
+
+    components = build_components("tiny", seed=0)
+    network = FreeViewNetwork(components["reference_unet"], components["denoising_unet"], components["pose_guider"], components["pcm"])
+    params = trainable_parameters(config, components, network)
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate)
+    batch = batch_for_step(make_dataset(config), config, 0, 0)
+    before = {n: p.detach().clone() for n, p in network.named_parameters()}
+    losses = []
+    for _ in range(steps):
+        loss = diffusion_loss(config, network, components, batch, torch.Generator().manual_seed(0))
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    changed = {n for n, p in network.named_parameters() if not torch.equal(before[n], p.detach())}
+    return losses, changed, components
+
+
+@pytest.mark.parametrize("stage,frames", [("image", 1), ("temporal", 3)])
+def test_loss_falls_overfitting_one_batch(dataset, tmp_path, stage, frames):
+    losses, changed, _ = overfit(tiny(dataset, tmp_path, stage=stage, frames=frames, learning_rate=3e-3), steps=25)
+    assert min(losses[-5:]) < 0.6 * losses[0], losses
+    if stage == "temporal":
+        assert changed and all("motion_modules" in n for n in changed)
+    else:
+        assert not any("motion_modules" in n for n in changed)
+
+
+def test_lora_trains_only_adapters_and_exports_a_plain_model(dataset, tmp_path):
+    from engine.pipeline import FreeViewPipeline
+    from train.loop import export_model
+
+    config = tiny(dataset, tmp_path, lora_rank=4)
+    losses, changed, components = overfit(config, steps=3)
+    assert changed and all(".lora_" in n for n in changed)
+    export_model(components, tmp_path / "model")
+    pipe = FreeViewPipeline.from_pretrained(tmp_path / "model")
+    keys = pipe.denoising_unet.state_dict().keys()
+    assert not any("lora" in k or "base_layer" in k for k in keys)
+    # fused weights reproduce the adapted layer
+    adapted = components["denoising_unet"].down_blocks[0].attentions[0].transformer_blocks[0].attn1.to_q
+    fused = pipe.denoising_unet.down_blocks[0].attentions[0].transformer_blocks[0].attn1.to_q
+    x = torch.randn(3, fused.in_features)
+    torch.testing.assert_close(fused(x), adapted(x), atol=1e-5, rtol=1e-4)
+    assert len(components["denoising_unet"].conv_in._forward_hooks) == 1  # export left no extra pose hook
+
+
+def test_train_writes_checkpoints_samples_and_logs(dataset, tmp_path):
+    from train.loop import checkpoints, train
+
+    config = tiny(dataset, tmp_path, steps=4, checkpoint_every=2, keep_checkpoints=1, sample_every=4)
+    result = train(config)
+    assert result["step"] == 4
+    assert [p.name for p in checkpoints(tmp_path)] == ["step-0000004"]
+    assert (tmp_path / "model" / "model_index.json").exists() and (tmp_path / "samples" / "step-0000004.png").exists()
+    rows = list(csv.DictReader((tmp_path / "log.csv").open()))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
+    assert not list((tmp_path / "checkpoints").glob(".*"))  # no temporary leftovers
+
+
+def test_full_disk_during_checkpoint_keeps_earlier_ones(dataset, tmp_path, monkeypatch):
+    import train.loop as loop
+
+    config = tiny(dataset, tmp_path, steps=4, checkpoint_every=2)
+    loop.train(config, max_steps=2)
+    good = loop.checkpoints(tmp_path)
+    assert [p.name for p in good] == ["step-0000002"]
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(loop, "export_model", full)
+    with pytest.raises(UserError, match="no space left.*earlier checkpoints are intact"):
+        loop.train(config, resume="latest")
+    assert loop.checkpoints(tmp_path) == good and (good[0] / "model" / "model_index.json").exists()
+    assert not list((tmp_path / "checkpoints").glob(".*"))
+
+
+def test_resume_into_another_architecture_is_one_clear_error(dataset, tmp_path):
+    from train.loop import train
+
+    train(tiny(dataset, tmp_path, steps=2, checkpoint_every=2))
+    with pytest.raises(UserError, match="architecture"):
+        train(tiny(dataset, tmp_path, architecture="default", steps=4), resume="latest")
+    with pytest.raises(UserError, match="is not a 'default' model"):
+        train(tiny(dataset, tmp_path / "b", architecture="default", init_from=str(tmp_path / "model")))
+
+
+def test_bad_configs(tmp_path):
+    (tmp_path / "a.yaml").write_text("stage: image\nlearning_rat: 1\n")
+    with pytest.raises(UserError, match="unknown key.*learning_rat"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "b.yaml").write_text("stage: sideways\n")
+    with pytest.raises(UserError, match="stage"):
+        load_config(tmp_path / "b.yaml")
+    with pytest.raises(UserError, match="no dataset"):
+        from train.loop import train
+
+        train(make_config(architecture="tiny", data=str(tmp_path / "empty"), output_dir=str(tmp_path / "o"), resolution=32))
+
+
+def _run_cli(config_path, *extra, env=None):
+    return subprocess.Popen([sys.executable, "-m", "train", "run", "--config", str(config_path), *extra], cwd=ROOT,
+                            env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_continues_exactly(dataset, tmp_path):
+    from train.loop import checkpoints, train
+
+    config = tiny(dataset, tmp_path / "killed", steps=40, checkpoint_every=2)
+    path = tmp_path / "killed.yaml"
+    path.write_text(config_to_yaml(config))
+    proc = _run_cli(path)
+    deadline = time.time() + 120
+    while not checkpoints(Path(config.output_dir)) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    found = checkpoints(Path(config.output_dir))
+    assert found, proc.stdout.read()
+    step = int((found[-1] / "COMPLETE").read_text())
+    assert step < 40
+    resumed = train(config, resume="latest", max_steps=1)
+    assert resumed["step"] == step + 1
+
+    straight = tiny(dataset, tmp_path / "straight", steps=40, checkpoint_every=1000)
+    train(straight, max_steps=step + 1)
+    rows = {int(r["step"]): float(r["loss"]) for r in csv.DictReader((tmp_path / "straight" / "log.csv").open())}
+    assert abs(rows[step + 1] - resumed["loss"]) < 1e-5, (rows[step + 1], resumed["loss"])
+
+
+@pytest.mark.slow
+def test_two_processes_see_different_data_and_write_one_checkpoint(dataset, tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = tiny(dataset, tmp_path / "ddp", steps=2, checkpoint_every=2)
+    path = tmp_path / "ddp.yaml"
+    path.write_text(config_to_yaml(config))
+    trace = tmp_path / "trace"
+    accelerate = Path(sys.executable).with_name("accelerate")
+    result = subprocess.run(
+        [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+         "--dynamo_backend", "no", "--main_process_port", str(port), "-m", "train", "run", "--config", str(path)],
+        cwd=ROOT, env={**os.environ, "ACCELERATE_USE_CPU": "true", "FREEVIEW_TRAIN_TRACE": str(trace), "OMP_NUM_THREADS": "1"},
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "ddp" / "checkpoints").iterdir()) == ["step-0000002"]
+    seen = {r: [json.loads(line)["indices"] for line in Path(f"{trace}.rank{r}").read_text().splitlines()] for r in (0, 1)}
+    assert len(seen[0]) == len(seen[1]) == 2 and seen[0] != seen[1]
