@@ -26,23 +26,53 @@ def default_model_dir() -> Path:
     return Path(os.environ.get("FREEVIEW_MODEL", DEFAULT_MODEL_DIR))
 
 
-def check_model_dir(path: str | os.PathLike) -> Path:
-    """A clear error for a missing directory or component; returns the path."""
+def missing_in_model_dir(path: str | os.PathLike) -> list[str]:
+    """What a model directory lacks, as relative paths (empty when complete)."""
     path = Path(path)
-    is_default = path.resolve() == DEFAULT_MODEL_DIR.resolve()
-    hint = f"; {RESTORE_HINT}" if is_default else ""
-    if not path.is_dir():
-        raise UserError(f"model directory {path} does not exist{hint}")
-    if not (path / "model_index.json").is_file():
-        raise UserError(f"{path} is not a FreeView model directory (no model_index.json){hint}")
+    missing = [] if (path / "model_index.json").is_file() else ["model_index.json"]
     for name in COMPONENTS:
         folder = path / name
         config = "scheduler_config.json" if name == "scheduler" else "config.json"
-        if not (folder / config).is_file():
-            raise UserError(f"model directory {path} is missing the {name} component ({folder / config}){hint}")
-        if name != "scheduler" and not any(folder.glob("*.safetensors")):
-            raise UserError(f"model directory {path} has no safetensors weights for {name}{hint}")
+        if not folder.is_dir():
+            missing.append(f"{name}/")
+        elif not (folder / config).is_file():
+            missing.append(f"{name}/{config}")
+        elif name != "scheduler" and not (any(folder.glob("*.safetensors")) or any(folder.glob("*.safetensors.index.json"))):
+            missing.append(f"{name}/*.safetensors")
+    return missing
+
+
+def check_model_dir(path: str | os.PathLike) -> Path:
+    """Raise :class:`UserError` naming everything a model directory lacks; returns the path."""
+    path = Path(path)
+    hint = f"; {RESTORE_HINT}" if path.resolve() == DEFAULT_MODEL_DIR.resolve() else ""
+    if not path.is_dir():
+        raise UserError(f"model folder {path} does not exist{hint}")
+    missing = missing_in_model_dir(path)
+    if missing:
+        raise UserError(
+            f"model folder {path} is incomplete: missing {', '.join(missing)} "
+            f"(expected one subfolder per component: {', '.join(COMPONENTS)}){hint}"
+        )
     return path
+
+
+def save_model_dir(components: dict, out_dir: str | os.PathLike) -> Path:
+    """Save a model directory (``FreeViewPipeline.save_pretrained``, safetensors) atomically.
+
+    Keys of ``components`` beyond the model directory's are ignored.
+    """
+    from .files import atomic_dir
+    from .pipeline import FreeViewPipeline
+
+    absent = [name for name in COMPONENTS if name not in components]
+    if absent:
+        raise ValueError(f"cannot save a model directory without {', '.join(absent)}")
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        FreeViewPipeline(**{name: components[name] for name in COMPONENTS}).save_pretrained(tmp, safe_serialization=True)
+        check_model_dir(tmp)
+    return out_dir
 
 
 def load_pipeline(

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import logging
 import os
 import pickle
@@ -32,22 +31,9 @@ from typing import Any
 import torch
 
 from .errors import UserError
-from .files import atomic_dir
+from .model import save_model_dir
 
 log = logging.getLogger(__name__)
-
-# component -> (library, class) exactly as diffusers' save_pretrained writes model_index.json; for
-# classes outside diffusers/transformers the "library" is the defining module, which from_pretrained imports.
-COMPONENT_CLASSES: dict[str, tuple[str, str]] = {
-    "vae": ("diffusers", "AutoencoderKL"),
-    "image_encoder": ("transformers", "CLIPVisionModelWithProjection"),
-    "reference_unet": ("diffusers", "UNet2DConditionModel"),
-    "denoising_unet": ("diffusers", "UNetMotionModel"),
-    "pose_guider": ("engine.models.pose_guider", "PoseGuider"),
-    "pcm": ("engine.models.pcm", "PoseCorrelationModule"),
-    "scheduler": ("diffusers", "DDIMScheduler"),
-}
-PIPELINE_CLASS = "FreeViewPipeline"
 
 MOORE_FILES = ("pose_guider.pth", "reference_unet.pth", "denoising_unet.pth", "motion_module.pth")
 # Moore's reference net has no output head (its output is never used), see the interop notes.
@@ -68,88 +54,6 @@ SHOW_KEYS = 5
 
 
 # --------------------------------------------------------------------------- model directories
-
-
-def _weights_present(folder: Path) -> bool:
-    return any(folder.glob("*.safetensors")) or any(folder.glob("*.safetensors.index.json"))
-
-
-def missing_in_model_dir(path: str | Path) -> list[str]:
-    """What a model directory lacks, as relative paths (empty when complete)."""
-    path = Path(path)
-    missing = [] if (path / "model_index.json").is_file() else ["model_index.json"]
-    for name in COMPONENT_CLASSES:
-        folder = path / name
-        config = "scheduler_config.json" if name == "scheduler" else "config.json"
-        if not folder.is_dir():
-            missing.append(f"{name}/")
-        elif not (folder / config).is_file():
-            missing.append(f"{name}/{config}")
-        elif name != "scheduler" and not _weights_present(folder):
-            missing.append(f"{name}/*.safetensors")
-    return missing
-
-
-def check_model_dir(path: str | Path) -> Path:
-    """Raise :class:`UserError` naming every missing component folder or file."""
-    path = Path(path)
-    if not path.is_dir():
-        raise UserError(f"model folder {path} does not exist")
-    missing = missing_in_model_dir(path)
-    if missing:
-        raise UserError(
-            f"model folder {path} is incomplete: missing {', '.join(missing)} "
-            f"(expected one subfolder per component: {', '.join(COMPONENT_CLASSES)})"
-        )
-    return path
-
-
-def model_index(diffusers_version: str | None = None) -> dict[str, Any]:
-    """The ``model_index.json`` of a FreeView model directory."""
-    if diffusers_version is None:
-        import diffusers
-
-        diffusers_version = diffusers.__version__
-    index: dict[str, Any] = {"_class_name": PIPELINE_CLASS, "_diffusers_version": diffusers_version}
-    index.update({name: list(library_class) for name, library_class in COMPONENT_CLASSES.items()})
-    return index
-
-
-def save_model_dir(components: Mapping[str, Any], out_dir: str | Path) -> Path:
-    """Save each component with ``save_pretrained`` into ``out_dir/<name>/``, atomically.
-
-    Keys of ``components`` beyond the model directory's (e.g. ``feature_extractor``) are ignored.
-    """
-    absent = [name for name in COMPONENT_CLASSES if name not in components]
-    if absent:
-        raise ValueError(f"cannot save a model directory without {', '.join(absent)}")
-    out_dir = Path(out_dir)
-    with atomic_dir(out_dir) as tmp:
-        for name in COMPONENT_CLASSES:
-            components[name].save_pretrained(tmp / name)
-        (tmp / "model_index.json").write_text(json.dumps(model_index(), indent=2, sort_keys=True) + "\n")
-        check_model_dir(tmp)
-    log.info("saved model directory %s", out_dir)
-    return out_dir
-
-
-def load_model_dir(path: str | Path) -> dict[str, Any]:
-    """Every component of a model directory, loaded with its class's ``from_pretrained`` (CPU, fp32)."""
-    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel, UNetMotionModel
-    from transformers import CLIPVisionModelWithProjection
-
-    from .models.pcm import PoseCorrelationModule
-    from .models.pose_guider import PoseGuider
-
-    classes = dict(
-        vae=AutoencoderKL, image_encoder=CLIPVisionModelWithProjection, reference_unet=UNet2DConditionModel,
-        denoising_unet=UNetMotionModel, pose_guider=PoseGuider, pcm=PoseCorrelationModule, scheduler=DDIMScheduler,
-    )
-    path = check_model_dir(path)
-    return {name: cls.from_pretrained(path / name) for name, cls in classes.items()}
-
-
-# --------------------------------------------------------------------------- state dicts
 
 
 def convert_state_dict_motion(state_dict: Mapping[str, Any]) -> dict[str, Any]:

@@ -163,7 +163,6 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
     default_source = MODEL_DIRECTORY if model else DEFAULT_MODEL
     with gr.Blocks(title="FreeView studio") as demo:
         project = gr.State(state.Project())
-        video_track = gr.State(None)
         selected_ref = gr.State(-1)
         with gr.Row(elem_classes="fv-header"):
             gr.Markdown("# FreeView studio")

@@ -1,6 +1,5 @@
 """`freeview animate` and the high-level animate API, on a tiny model and the demo assets."""
 
-import json
 import os
 import subprocess
 import sys

@@ -58,6 +58,7 @@ def overfit(config, steps=30):
     return losses, changed, components
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage,frames", [("image", 1), ("temporal", 3)])
 def test_loss_falls_overfitting_one_batch(dataset, tmp_path, stage, frames):
     losses, changed, _ = overfit(tiny(dataset, tmp_path, stage=stage, frames=frames, learning_rate=3e-3), steps=25)
@@ -68,6 +69,7 @@ def test_loss_falls_overfitting_one_batch(dataset, tmp_path, stage, frames):
         assert not any("motion_modules" in n for n in changed)
 
 
+@pytest.mark.slow
 def test_lora_trains_only_adapters_and_exports_a_plain_model(dataset, tmp_path):
     from engine.pipeline import FreeViewPipeline
     from train.loop import export_model
@@ -87,6 +89,7 @@ def test_lora_trains_only_adapters_and_exports_a_plain_model(dataset, tmp_path):
     assert len(components["denoising_unet"].conv_in._forward_hooks) == 1  # export left no extra pose hook
 
 
+@pytest.mark.slow
 def test_train_writes_checkpoints_samples_and_logs(dataset, tmp_path):
     from train.loop import checkpoints, train
 
@@ -100,6 +103,7 @@ def test_train_writes_checkpoints_samples_and_logs(dataset, tmp_path):
     assert not list((tmp_path / "checkpoints").glob(".*"))  # no temporary leftovers
 
 
+@pytest.mark.slow
 def test_full_disk_during_checkpoint_keeps_earlier_ones(dataset, tmp_path, monkeypatch):
     import train.loop as loop
 

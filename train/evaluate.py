@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -80,6 +81,7 @@ DEFAULT_VARIANTS = (
     Variant("R=2 PCM off", ("close-up", "wide"), {"disable_pcm": True}),
     Variant("R=2 all tokens", ("close-up", "wide"), {"top_k": "all"}),
     Variant("R=4", ("close-up", "medium", "wide", ANY_SHOT)),
+    Variant("R=4 all tokens", ("close-up", "medium", "wide", ANY_SHOT), {"top_k": "all"}),
 )
 
 
@@ -234,13 +236,17 @@ def evaluate(cases: list[Case], refs: list[int], generate: Callable | None = Non
 
     def score(name, n, frames_for_case, extra):
         totals = {m: [] for m in BASIC_METRICS}
+        seconds = 0.0
         for case in cases:
+            start = time.perf_counter()
             predicted = frames_for_case(case)
+            seconds += time.perf_counter() - start
             if predicted.shape != case.frames.shape:
                 raise ValueError(f"{name}: produced frames {predicted.shape}, expected {case.frames.shape}")
             for metric, value in basic_metrics(predicted, case.frames).items():
                 totals[metric].append(value)
-        row = {"name": name, "refs": n, **{m: float(np.mean(v)) for m, v in totals.items()}, **extra}
+        row = {"name": name, "refs": n, **{m: float(np.mean(v)) for m, v in totals.items()},
+               "seconds_per_case": seconds / max(1, len(cases)), **extra}
         rows.append(row)
         if progress is not None:
             progress(f"{name} (R={n}): " + ", ".join(f"{m} {row[m]:.4g}" for m in BASIC_METRICS))
@@ -282,10 +288,10 @@ def evaluate(cases: list[Case], refs: list[int], generate: Callable | None = Non
 
 
 def markdown_table(report: dict) -> str:
-    lines = ["| name | refs | references | L1 ↓ | PSNR ↑ | SSIM ↑ |", "|---|---:|---|---:|---:|---:|"]
+    lines = ["| name | refs | references | L1 ↓ | PSNR ↑ | SSIM ↑ | s / case |", "|---|---:|---|---:|---:|---:|---:|"]
     for row in report["rows"]:
         lines.append(f"| {row['name']} | {row['refs']} | {row.get('references', '')} | "
-                     f"{row['L1']:.2f} | {row['PSNR']:.2f} | {row['SSIM']:.4f} |")
+                     f"{row['L1']:.2f} | {row['PSNR']:.2f} | {row['SSIM']:.4f} | {row.get('seconds_per_case', 0):.2f} |")
     lines.append("")
     lines.append(f"{report['cases']} cases of {report['frames']} frames at {report['size']} px, "
                  f"{report['steps']} steps, guidance {report['guidance']}.")

@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
