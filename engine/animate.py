@@ -247,14 +247,14 @@ def _run_animate(args) -> int:
 
     from .camera import CameraTimeline
     from .device import estimate_peak_memory_mb
-    from .files import _check_parent
+    from .files import check_writable_parent
     from .model import load_pipeline
     from .video import write_video
 
     out = Path(args.out)
     if out.suffix.lower() != ".mp4":
         raise UserError(f"output must be an .mp4 file, got {out.name}")
-    _check_parent(out)
+    check_writable_parent(out)
     settings = AnimateSettings(
         steps=args.steps, guidance=args.guidance, seed=args.seed, frames=args.frames, top_k=parse_top_k(args.top_k),
         clip_frames=args.clip_frames, overlap=args.overlap, scheduler=args.scheduler, retarget=args.retarget,

@@ -12,7 +12,8 @@ from typing import Iterator
 from .errors import UserError
 
 
-def _check_parent(path: Path) -> None:
+def check_writable_parent(path: Path) -> None:
+    """A clear error now, before any work, when ``path`` could not be written."""
     parent = path.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -31,7 +32,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     extension (ffmpeg, PIL) still work.
     """
     path = Path(path)
-    _check_parent(path)
+    check_writable_parent(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -47,7 +48,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary directory beside ``path``; on success it replaces ``path`` whole."""
     path = Path(path)
-    _check_parent(path)
+    check_writable_parent(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp

@@ -94,12 +94,17 @@ def load_pipeline(
     path = check_model_dir(model_dir or default_model_dir())
     target = pick_device(device)
     dtype = pick_dtype(target, precision)
+    from diffusers.utils import logging as diffusers_logging
+
+    diffusers_logging.disable_progress_bar()
     try:
         pipe = FreeViewPipeline.from_pretrained(path, dtype=dtype)
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         hint = f"; {RESTORE_HINT}" if path.resolve() == DEFAULT_MODEL_DIR.resolve() else ""
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         raise UserError(f"cannot load the model in {path}: {first}{hint}") from None
+    finally:
+        diffusers_logging.enable_progress_bar()
     pipe.set_progress_bar_config(disable=True)
     pipe.vae.enable_slicing()
     if cpu_offload and target.type == "cuda":

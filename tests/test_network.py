@@ -217,3 +217,16 @@ def test_sd15_configuration_instantiates_on_meta():
     assert len(motion_keys) == 567  # 546 weights + 21 pos_embed buffers (AnimateDiff v2)
     net = FreeViewNetwork(c["reference_unet"], c["denoising_unet"], c["pose_guider"], c["pcm"])
     assert len(net.reference_layers) == 16
+
+
+def test_composing_the_network_twice_adds_the_pose_features_once():
+    c = build_components("tiny", seed=0)
+    with torch.no_grad():
+        c["pose_guider"].conv_out.weight.normal_()
+    first = FreeViewNetwork(c["reference_unet"], c["denoising_unet"], c["pose_guider"], c["pcm"]).eval()
+    x = inputs(refs=2)
+    with torch.no_grad():
+        before = first(**x)
+        second = FreeViewNetwork(c["reference_unet"], c["denoising_unet"], c["pose_guider"], c["pcm"]).eval()
+        assert torch.equal(second(**x), before)
+    assert len(c["denoising_unet"].conv_in._forward_hooks) == 1

@@ -8,7 +8,14 @@ import cv2
 import numpy as np
 import pytest
 
-from train.shots import bench_cuts, detect_cuts, frame_distances, match_cuts, segments, synthetic_multishot
+from train.shots import (
+    bench_cuts,
+    detect_cuts,
+    frame_distances,
+    match_cuts,
+    segments,
+    synthetic_multishot,
+)
 
 SEGMENT = 14
 
@@ -54,7 +61,7 @@ def _shots():
     from skimage.data import astronaut
 
     a = astronaut()
-    resize = lambda x: cv2.resize(x, (256, 256), interpolation=cv2.INTER_AREA)  # noqa: E731
+    resize = lambda x: cv2.resize(x, (256, 256), interpolation=cv2.INTER_AREA)
     small = cv2.resize(a, (128, 128), interpolation=cv2.INTER_AREA)
     two = np.full((256, 256, 3), 90, np.uint8)
     two[64:192, :128], two[64:192, 128:] = small, small[:, ::-1]
@@ -110,7 +117,7 @@ def test_prepare_finds_cuts_and_keeps_single_person_shots(footage, prepared):
 
 
 def test_prepare_output_serves_synth_dataset_and_reruns_skip_work(footage, prepared, monkeypatch):
-    import train.prepare as prepare
+    from train import prepare
     from train.synth import SynthDataset
 
     folder, _, _ = footage

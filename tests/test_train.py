@@ -39,7 +39,12 @@ def tiny(dataset, out, **overrides):
 def overfit(config, steps=30):
     from engine.models.configs import build_components
     from engine.models.network import FreeViewNetwork
-    from train.loop import batch_for_step, diffusion_loss, make_dataset, trainable_parameters
+    from train.loop import (
+        batch_for_step,
+        diffusion_loss,
+        make_dataset,
+        trainable_parameters,
+    )
 
     components = build_components("tiny", seed=0)
     network = FreeViewNetwork(components["reference_unet"], components["denoising_unet"], components["pose_guider"], components["pcm"])
@@ -105,7 +110,7 @@ def test_train_writes_checkpoints_samples_and_logs(dataset, tmp_path):
 
 @pytest.mark.slow
 def test_full_disk_during_checkpoint_keeps_earlier_ones(dataset, tmp_path, monkeypatch):
-    import train.loop as loop
+    from train import loop
 
     config = tiny(dataset, tmp_path, steps=4, checkpoint_every=2)
     loop.train(config, max_steps=2)

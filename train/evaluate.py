@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from engine.errors import UserError
-from engine.files import write_text_atomic
+from engine.files import atomic_path, write_text_atomic
 from engine.metrics import BASIC_METRICS, basic_metrics, unavailable_metrics
 from engine.poses.track import BODY
 
@@ -221,11 +221,13 @@ def mean_frame_baseline(ref_images: list[np.ndarray], num_frames: int) -> np.nda
 
 def evaluate(cases: list[Case], refs: list[int], generate: Callable | None = None,
              variants: tuple[Variant, ...] = DEFAULT_VARIANTS, steps: int = 20, guidance: float = 2.0,
-             seed: int = 0, progress: Callable[[str], None] | None = None) -> dict:
+             seed: int = 0, progress: Callable[[str], None] | None = None,
+             on_prediction: Callable[[str, int, np.ndarray], None] | None = None) -> dict:
     """Score the baselines and (when ``generate`` is given) the model variants with a reference count in ``refs``.
 
     ``generate`` has the :class:`~engine.pipeline.FreeViewPipeline` call interface and returns an
-    object with ``.frames`` ``(F, H, W, 3)`` uint8.
+    object with ``.frames`` ``(F, H, W, 3)`` uint8. ``on_prediction(name, case_index, frames)`` sees
+    every prediction (for contact sheets).
     """
     chosen = [v for v in variants if v.refs in refs]
     missing = sorted(set(refs) - {v.refs for v in chosen})
@@ -237,10 +239,12 @@ def evaluate(cases: list[Case], refs: list[int], generate: Callable | None = Non
     def score(name, n, frames_for_case, extra):
         totals = {m: [] for m in BASIC_METRICS}
         seconds = 0.0
-        for case in cases:
+        for i, case in enumerate(cases):
             start = time.perf_counter()
             predicted = frames_for_case(case)
             seconds += time.perf_counter() - start
+            if on_prediction is not None:
+                on_prediction(name, i, predicted)
             if predicted.shape != case.frames.shape:
                 raise ValueError(f"{name}: produced frames {predicted.shape}, expected {case.frames.shape}")
             for metric, value in basic_metrics(predicted, case.frames).items():
@@ -287,6 +291,22 @@ def evaluate(cases: list[Case], refs: list[int], generate: Callable | None = Non
     }
 
 
+def contact_sheet(cases: list[Case], variant: Variant, predictions: dict[int, np.ndarray], frames: int = 3) -> np.ndarray:
+    """One row per case: the variant's references | ground-truth frames | generated frames."""
+    rows = []
+    for i, predicted in sorted(predictions.items()):
+        case = cases[i]
+        picks = np.linspace(0, len(case.frames) - 1, frames).round().astype(int)
+        size = case.frames.shape[1]
+        refs = [cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA) for img in references(case, variant)[0]]
+        gap = np.full((size, 6, 3), 255, np.uint8)
+        row = [*refs, gap, *case.frames[picks], gap, *predicted[picks]]
+        rows.append(np.concatenate(row, axis=1))
+    width = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+    return np.concatenate(rows, axis=0)
+
+
 def markdown_table(report: dict) -> str:
     lines = ["| name | refs | references | L1 ↓ | PSNR ↑ | SSIM ↑ | s / case |", "|---|---:|---|---:|---:|---:|---:|"]
     for row in report["rows"]:
@@ -331,6 +351,9 @@ def register(subparsers, bench) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for cases and sampling (default %(default)s)")
     p.add_argument("--variants", metavar="VARIANTS.json", help="reference-set variants (default: the built-in ablation)")
     p.add_argument("--baselines-only", action="store_true", help="score only the non-learned baselines")
+    p.add_argument("--contact-sheet", metavar="OUT.png", help="also save references | ground truth | generated for a few cases")
+    p.add_argument("--sheet-variant", default="R=2 close-up+wide", help="variant shown on the contact sheet (default %(default)s)")
+    p.add_argument("--sheet-cases", type=int, default=4, help="cases on the contact sheet (default %(default)s)")
     p.set_defaults(func=run_eval)
 
 
@@ -351,7 +374,20 @@ def run_eval(args) -> int:
         from engine.model import load_pipeline
 
         generate = load_pipeline(args.model)
-    report = evaluate(cases, refs, generate, variants, args.steps, args.guidance, args.seed, progress=print)
+    sheet: dict[int, np.ndarray] = {}
+
+    def keep(name: str, index: int, frames: np.ndarray) -> None:
+        if name == args.sheet_variant and index < args.sheet_cases:
+            sheet[index] = frames
+
+    report = evaluate(cases, refs, generate, variants, args.steps, args.guidance, args.seed, progress=print,
+                      on_prediction=keep if args.contact_sheet else None)
+    if args.contact_sheet and sheet:
+        from PIL import Image
+
+        variant = next(v for v in variants if v.name == args.sheet_variant)
+        with atomic_path(args.contact_sheet) as tmp:
+            Image.fromarray(contact_sheet(cases, variant, sheet)).save(tmp, format="PNG")
     report["model"] = None if args.baselines_only else str(args.model or "default")
     report["data"] = str(args.data)
     write_text_atomic(args.json, json.dumps(report, indent=2) + "\n")

@@ -49,7 +49,6 @@ def load_components(config: TrainConfig) -> dict:
     if not (path / "model_index.json").exists():
         raise UserError(f"init_from: {path} is not a FreeView model directory (no model_index.json)")
     pipe = FreeViewPipeline.from_pretrained(path)
-    pipe.network._hook.remove()  # the training network adds its own pose hook to the same conv_in
     components = {name: getattr(pipe, name) for name in COMPONENTS}
     check_architecture(config, components, f"init_from {path}")
     return components
@@ -63,7 +62,7 @@ def check_architecture(config: TrainConfig, components: dict, where: str) -> Non
         raise UserError(f"config: architecture={config.architecture!r} is not one of {', '.join(PRESETS)}")
     wanted = PRESETS[config.architecture].unet
     have = components["denoising_unet"].config
-    plain = lambda v: list(v) if isinstance(v, (list, tuple)) else v  # noqa: E731
+    plain = lambda v: list(v) if isinstance(v, (list, tuple)) else v
     for key in ("block_out_channels", "cross_attention_dim", "layers_per_block"):
         if plain(have[key]) != plain(wanted[key]):
             raise UserError(f"{where} is not a {config.architecture!r} model ({key} {have[key]} vs {wanted[key]}); "
@@ -186,9 +185,8 @@ def resolve_resume(output_dir: Path, resume: str | None) -> Path | None:
 
 @contextlib.contextmanager
 def pipeline_of(components: dict, fuse_lora: bool = False):
-    """A FreeViewPipeline over the training components. Its own pose hook is removed at once: the training
-    network's hook on the same ``conv_in`` serves it, and a second one would add the pose features twice
-    (for the rest of training). ``fuse_lora``: plain UNet copies with the adapters fused (for export)."""
+    """A FreeViewPipeline over the training components (sharing their weights).
+    ``fuse_lora``: plain UNet copies with the adapters fused (for export)."""
     parts = {name: components[name] for name in COMPONENTS}
     if fuse_lora:
         from .lora import has_lora, merged_unet
@@ -196,9 +194,7 @@ def pipeline_of(components: dict, fuse_lora: bool = False):
         for name in ("reference_unet", "denoising_unet"):
             if has_lora(parts[name]):
                 parts[name] = merged_unet(parts[name])
-    pipe = FreeViewPipeline(**parts)
-    pipe.network._hook.remove()
-    yield pipe
+    yield FreeViewPipeline(**parts)
 
 
 def export_model(components: dict, directory: Path) -> None:
@@ -358,7 +354,7 @@ def save_sample(components: dict, dataset, config: TrainConfig, step: int, folde
     import numpy as np
 
     sample = dataset[0] if dataset.split != "train" else _fixed_item(dataset)
-    to_uint8 = lambda x: ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()  # noqa: E731
+    to_uint8 = lambda x: ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
     refs = to_uint8(sample["ref_images"])
     truth = to_uint8(sample["target_images"])
     size = truth.shape[1]

@@ -23,9 +23,9 @@ import json
 import logging
 import os
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 
@@ -211,9 +211,8 @@ def prepare_file(path: Path, out: Path, identity: str, settings: PrepareSettings
             continue
         shot = why
         file = f"clips/{key}_{k:03d}_{shot}.npz"
-        with atomic_path(out / file) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez_compressed(fh, **clip)
+        with atomic_path(out / file) as tmp, open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **clip)
         clips.append({"file": file, "identity": identity, "split": "train", "shot": shot, "frames": int(stop - start),
                       "source": str(path), "start": int(start), "stop": int(stop)})
     return {"source": str(path), "key": key, "identity": identity, "fps": fps, "frames": len(frames),

@@ -109,7 +109,8 @@ class FreeViewNetwork(nn.Module):
         if self.reference_layers != self.denoising_layers:
             missing = sorted(set(self.reference_layers) ^ set(self.denoising_layers))[:5]
             raise ValueError(f"reference and denoising UNets have different spatial attention layers, e.g. {missing}")
-        self._hook = denoising_unet.conv_in.register_forward_hook(_add_pose_features)
+        if _add_pose_features not in denoising_unet.conv_in._forward_hooks.values():  # once per UNet, however often composed
+            denoising_unet.conv_in.register_forward_hook(_add_pose_features)
 
     # -- 1. once per generation -------------------------------------------------------------
     def encode_references(self, latents: torch.Tensor, image_embeds: torch.Tensor, poses: torch.Tensor) -> ReferenceBank:
