@@ -179,7 +179,9 @@ class FreeViewPipeline(DiffusionPipeline):
         target_pose_images = self._pose_images(target_poses, height, width).to(device, dtype)
         pose_features = self.network.encode_poses(target_pose_images[None])
         selections = [
-            self.network.select_references(bank, target_pose_images[None, w.start:w.stop], top_k=top_k, disable_pcm=disable_pcm)
+            self.network.select_references(
+                bank, target_pose_images[None, w.start:w.stop], top_k=top_k, disable_pcm=disable_pcm, compensatory=False
+            )
             for w in windows
         ]
         uncond_embeds = torch.zeros_like(ref_embeds[None])

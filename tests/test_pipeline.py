@@ -143,3 +143,14 @@ def test_save_and_load_round_trip(tmp_path, pipe):
         a, b = getattr(pipe, name).state_dict(), getattr(loaded, name).state_dict()
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     np.testing.assert_allclose(run(loaded).frames.astype(int), run(pipe).frames.astype(int), atol=1)
+
+
+def test_inference_selects_top_k_only(pipe):
+    """Compensatory tokens are for training: the pipeline keeps K_l tokens even when modules are in train mode."""
+    pipe.network.train()
+    try:
+        out = run(pipe, refs=4, frames=2, steps=1, return_correlation=True)
+        again = run(pipe, refs=4, frames=2, steps=1, return_correlation=True)
+    finally:
+        pipe.network.eval()
+    assert np.array_equal(out.frames, again.frames)
