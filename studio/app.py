@@ -158,6 +158,18 @@ def launch_kwargs() -> dict:
     return {"theme": gr.themes.Soft(primary_hue="orange", neutral_hue="slate"), "css": CSS, "js": FORCE_DARK}
 
 
+def pose_progress(progress: gr.Progress, total: int | None):
+    """A pose-extraction callback (frames done so far) that drives a gradio progress bar."""
+    done = 0
+
+    def tick(frames: int) -> None:
+        nonlocal done
+        done += frames
+        progress((done, total), desc="finding poses", unit="frames")
+
+    return tick
+
+
 def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
     """Build the studio (launches nothing). ``model``: a model directory to use instead of the embedded default."""
     default_source = MODEL_DIRECTORY if model else DEFAULT_MODEL
@@ -344,14 +356,7 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
                     raise UserError("choose a video first")
                 from engine.video import probe_video
 
-                total = max(probe_video(video).frames, 1)
-                done = [0]
-
-                def tick(n):
-                    done[0] += n
-                    progress((done[0], total), desc="finding poses", unit="frames")
-
-                track = extract_poses(video, progress=tick)
+                track = extract_poses(video, progress=pose_progress(progress, max(probe_video(video).frames, 1)))
                 picks = state.suggest_reference_frames(track, int(count))
                 if not picks:
                     raise UserError(f"no person found in any frame of {Path(video).name}")
@@ -418,13 +423,7 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
                     from engine.video import probe_video
 
                     total = max(probe_video(path).frames, 1)
-                done = [0]
-
-                def tick(n):
-                    done[0] += n
-                    progress((done[0], total), desc="finding poses", unit="frames")
-
-                track = load_motion(path, progress=tick)
+                track = load_motion(path, progress=pose_progress(progress, total))
                 return load_track(proj, track, Path(path).stem)
             except ERRORS as exc:
                 return _fail(exc, len(all_motion_outputs))

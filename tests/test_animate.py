@@ -135,3 +135,24 @@ def test_corrupted_weights_say_how_to_restore(tmp_path, tiny_model):
     weights.write_bytes(b"not a safetensors file")
     r = freeview("animate", "--refs", REFS[0], "--motion", MOTION, "--model", broken, "--out", tmp_path / "o.mp4")
     assert r.returncode != 0 and "cannot load the model" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("damage", ["delete", "corrupt"])
+def test_broken_default_model_says_how_to_restore_it(tmp_path, tiny_model, monkeypatch, damage):
+    import shutil
+
+    import engine.model as model
+    from engine.errors import UserError
+
+    default = tmp_path / "default_model"
+    shutil.copytree(tiny_model, default)
+    weights = next((default / "denoising_unet").glob("*.safetensors"))
+    if damage == "delete":
+        weights.unlink()
+    else:
+        weights.write_bytes(weights.read_bytes()[:1000])
+    monkeypatch.setattr(model, "DEFAULT_MODEL_DIR", default)
+    monkeypatch.delenv("FREEVIEW_MODEL", raising=False)
+    with pytest.raises(UserError, match="git checkout -- assets/default_model") as info:
+        load_pipeline(None)
+    assert "\n" not in str(info.value)

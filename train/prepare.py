@@ -32,7 +32,7 @@ import numpy as np
 from engine.errors import UserError
 from engine.files import atomic_path, write_text_atomic
 
-from .synth.dataset import FORMAT_VERSION
+from .synth.dataset import FORMAT_VERSION, claim_folder
 
 logger = logging.getLogger(__name__)
 
@@ -233,18 +233,9 @@ def prepare_dataset(footage: Iterable[str | os.PathLike], out: str | os.PathLike
         raise UserError("train prepare: no footage files given")
     out.mkdir(parents=True, exist_ok=True)
     settings_path = out / "prepare.json"
-    wanted = {"version": FORMAT_VERSION, **asdict(settings)}
-    if settings_path.exists():
-        try:
-            previous = json.loads(settings_path.read_text())
-        except (OSError, ValueError):
-            previous = None
-        if previous != wanted:
-            raise UserError(f"{out} was prepared with other settings ({settings_path}); use an empty folder or the same settings")
-    else:
-        if (out / "index.json").exists():
-            raise UserError(f"{out} already holds a dataset that `train prepare` did not make; use an empty folder")
-        write_text_atomic(settings_path, json.dumps(wanted, indent=2))
+    if not settings_path.exists() and (out / "index.json").exists():
+        raise UserError(f"{out} already holds a dataset that `train prepare` did not make; use an empty folder")
+    claim_folder(settings_path, {"version": FORMAT_VERSION, **asdict(settings)}, "a prepared dataset")
 
     skipped = []
     for path in files:

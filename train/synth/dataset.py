@@ -128,23 +128,30 @@ def load_clip(path: str | Path) -> dict[str, np.ndarray]:
         return {key: data[key] for key in data.files}
 
 
-def make_dataset(out: str | Path, settings: MakeSettings, progress: Callable[[int, int], None] | None = None) -> dict:
-    """Render the dataset of ``settings`` into ``out``; finished clips of an earlier run are kept. Returns the index."""
-    settings.check()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    settings_path = out / "settings.json"
-    wanted = {"version": FORMAT_VERSION, **settings.__dict__}
+def claim_folder(settings_path: Path, wanted: dict, what: str) -> None:
+    """Make ``settings_path`` record ``wanted``, or refuse a folder that holds work made with other settings.
+
+    A re-run with the same settings continues where an interrupted one stopped.
+    """
     if settings_path.exists():
         try:
             previous = json.loads(settings_path.read_text())
         except (OSError, ValueError):
             previous = None
         if previous != wanted:
-            raise UserError(f"{out} holds a synthetic dataset made with other settings ({settings_path}); "
+            raise UserError(f"{settings_path.parent} holds {what} made with other settings ({settings_path}); "
                             "use an empty folder or the same settings")
     else:
         write_text_atomic(settings_path, json.dumps(wanted, indent=2))
+
+
+def make_dataset(out: str | Path, settings: MakeSettings, progress: Callable[[int, int], None] | None = None) -> dict:
+    """Render the dataset of ``settings`` into ``out``; finished clips of an earlier run are kept. Returns the index."""
+    settings.check()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    wanted = {"version": FORMAT_VERSION, **settings.__dict__}
+    claim_folder(out / "settings.json", wanted, "a synthetic dataset")
     identities, clips = plan_clips(settings)
     for n, clip in enumerate(clips):
         path = out / clip["file"]

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Re-train the embedded default model (assets/default_model) from scratch on a CPU.
+# Each step resumes where it stopped when run again (--resume latest).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+freeview synth make -o data/synth --identities 48 --eval-identities 6 --size 128 --seed 0
+freeview train run --config train/configs/default-vae.yaml --resume latest
+freeview train run --config train/configs/default-image.yaml --resume latest
+freeview train run --config train/configs/default-temporal.yaml --resume latest
+rm -rf assets/default_model && cp -r runs/default-temporal/model assets/default_model
