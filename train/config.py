@@ -36,6 +36,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     prediction_type: str = "epsilon"  # or "v_prediction"
+    snr_gamma: float | None = None     # Min-SNR-gamma loss weighting (5.0 is the paper's value)
     reference_dropout: float = 0.1
     mixed_precision: str = "no"        # "no" | "fp16" | "bf16"
     gradient_checkpointing: bool = False
@@ -70,6 +71,8 @@ class TrainConfig:
             bad("learning_rate", self.learning_rate, "must be a positive number")
         if not 0 <= self.reference_dropout < 1:
             bad("reference_dropout", self.reference_dropout, "must be in [0, 1)")
+        if self.snr_gamma is not None and not self.snr_gamma > 0:
+            bad("snr_gamma", self.snr_gamma, "must be positive")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             bad("ema_decay", self.ema_decay, "must be in (0, 1)")
         if self.lora_rank is not None and self.lora_rank < 1:

@@ -160,7 +160,18 @@ def diffusion_loss(config: TrainConfig, network, components: dict, batch: dict, 
         pred = network(noisy, timesteps, None, None, None, batch["target_poses"])
     else:
         pred = network(noisy, timesteps, ref_latents, ref_embeds, batch["ref_poses"][:, :refs], batch["target_poses"])
-    return F.mse_loss(pred.float(), goal.float())
+    loss = F.mse_loss(pred.float(), goal.float(), reduction="none").mean(dim=(1, 2, 3, 4))
+    return (loss * snr_weights(config, scheduler, timesteps)).mean()
+
+
+def snr_weights(config: TrainConfig, scheduler, timesteps: torch.Tensor) -> torch.Tensor:
+    """Min-SNR-gamma loss weights (Hang et al. 2023, arXiv 2303.09556); ones when ``snr_gamma`` is unset."""
+    if config.snr_gamma is None:
+        return torch.ones(timesteps.shape, device=timesteps.device)
+    alphas = scheduler.alphas_cumprod.to(timesteps.device)[timesteps]
+    snr = alphas / (1 - alphas)
+    clipped = snr.clamp(max=config.snr_gamma)
+    return clipped / (snr + 1) if config.prediction_type == "v_prediction" else clipped / snr
 
 
 # -- checkpoints ------------------------------------------------------------------------------------
@@ -263,6 +274,8 @@ def train(config: TrainConfig, resume: str | None = None, *, max_steps: int | No
         load_checkpoint(accelerator, config, checkpoint)
         step = int((checkpoint / "COMPLETE").read_text())
         logger.info("resumed from %s at step %d", checkpoint, step)
+        if accelerator.is_main_process:
+            trim_log(output_dir / "log.csv", step)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(output_dir / "config.yaml", config_to_yaml(config))
@@ -413,6 +426,15 @@ def calibrate_latent_scale(vae, dataset, config: TrainConfig, samples: int = 32)
     std = vae.encode(images).latent_dist.mean.std().item()
     vae.register_to_config(scaling_factor=1.0 / max(std, 1e-6))
     return vae.config.scaling_factor
+
+
+def trim_log(path: Path, step: int) -> None:
+    """Forget logged steps after ``step`` (they are trained again after a resume)."""
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines()
+    kept = [lines[0]] + [line for line in lines[1:] if int(line.split(",")[0]) <= step]
+    write_text_atomic(path, "\n".join(kept) + "\n")
 
 
 def append_log(path: Path, step: int, loss: float, lr: float) -> None:
