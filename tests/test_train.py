@@ -202,3 +202,44 @@ def test_two_processes_see_different_data_and_write_one_checkpoint(dataset, tmp_
     assert sorted(p.name for p in (tmp_path / "ddp" / "checkpoints").iterdir()) == ["step-0000002"]
     seen = {r: [json.loads(line)["indices"] for line in Path(f"{trace}.rank{r}").read_text().splitlines()] for r in (0, 1)}
     assert len(seen[0]) == len(seen[1]) == 2 and seen[0] != seen[1]
+
+
+def test_min_snr_weights_only_lower_the_easy_timesteps():
+    from diffusers import DDIMScheduler
+
+    from engine.models.configs import SMALL_SCHEDULER
+    from train.config import make_config
+    from train.loop import snr_weights
+
+    scheduler = DDIMScheduler(**SMALL_SCHEDULER)
+    t = torch.arange(0, 1000, 50)
+    plain = snr_weights(make_config("tiny-synthetic"), scheduler, t)
+    assert torch.equal(plain, torch.ones(len(t)))
+    weights = snr_weights(make_config("tiny-synthetic", snr_gamma=5.0), scheduler, t)
+    alphas = scheduler.alphas_cumprod[t]
+    snr = alphas / (1 - alphas)
+    assert torch.all(weights[snr <= 5] == 1) and torch.all(weights[snr > 5] < 1)
+    assert torch.all(weights[1:] >= weights[:-1])  # noisier timesteps never weigh less
+
+
+def test_trim_log_forgets_rows_after_the_checkpoint(tmp_path):
+    from train.loop import append_log, trim_log
+
+    log = tmp_path / "log.csv"
+    for step in (10, 20, 30):
+        append_log(log, step, 0.5, 1e-4)
+    trim_log(log, 20)
+    assert [line.split(",")[0] for line in log.read_text().splitlines()] == ["step", "10", "20"]
+
+
+def test_the_scheduler_follows_the_training_objective():
+    from engine.models.configs import build_components
+    from train.loop import training_scheduler
+
+    scheduler = build_components("tiny")["scheduler"]
+    assert scheduler.config.prediction_type == "epsilon"
+    config = make_config("tiny-synthetic", architecture="tiny", prediction_type="v_prediction", zero_terminal_snr=True)
+    trained = training_scheduler(config, scheduler)
+    assert trained.config.prediction_type == "v_prediction"
+    assert float(trained.alphas_cumprod[-1]) == 0.0
+    assert training_scheduler(make_config("tiny-synthetic"), trained).config.rescale_betas_zero_snr  # None keeps the model's

@@ -37,6 +37,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     prediction_type: str = "epsilon"  # or "v_prediction"
     snr_gamma: float | None = None     # Min-SNR-gamma loss weighting (5.0 is the paper's value)
+    zero_terminal_snr: bool | None = None  # rescale the noise schedule to zero terminal SNR (None: keep the model's)
     reference_dropout: float = 0.1
     mixed_precision: str = "no"        # "no" | "fp16" | "bf16"
     gradient_checkpointing: bool = False

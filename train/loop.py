@@ -44,14 +44,25 @@ COMPONENTS = ("vae", "image_encoder", "reference_unet", "denoising_unet", "pose_
 # -- model ------------------------------------------------------------------------------------------
 def load_components(config: TrainConfig) -> dict:
     if config.init_from is None:
-        return build_components(config.architecture, seed=config.seed)
+        components = build_components(config.architecture, seed=config.seed)
+        components["scheduler"] = training_scheduler(config, components["scheduler"])
+        return components
     path = Path(config.init_from)
     if not (path / "model_index.json").exists():
         raise UserError(f"init_from: {path} is not a FreeView model directory (no model_index.json)")
     pipe = FreeViewPipeline.from_pretrained(path)
     components = {name: getattr(pipe, name) for name in COMPONENTS}
+    components["scheduler"] = training_scheduler(config, components["scheduler"])
     check_architecture(config, components, f"init_from {path}")
     return components
+
+
+def training_scheduler(config: TrainConfig, scheduler):
+    """The model's scheduler with the objective this run trains, so the exported model samples with it."""
+    overrides = {"prediction_type": config.prediction_type}
+    if config.zero_terminal_snr is not None:
+        overrides["rescale_betas_zero_snr"] = config.zero_terminal_snr
+    return type(scheduler).from_config(scheduler.config, **overrides)
 
 
 def check_architecture(config: TrainConfig, components: dict, where: str) -> None:
