@@ -61,20 +61,32 @@ def bench_refs(preset: str = "mid", refs=(1, 2, 4, 8), frames: int = 2, latent: 
     return result
 
 
-def bench_animate(model: str | None = None, frames: int = 48, steps: int | None = None, refs: int = 2) -> dict:
-    """A whole generation with the embedded default (or ``model``) on the demo assets."""
+def bench_animate(model: str | None = None, frames: int = 48, steps: int | None = None, refs: int = 2,
+                  preset: str | None = None) -> dict:
+    """A whole generation on the demo assets with the embedded default, a model directory, or
+    randomly initialised weights of an architecture ``preset`` (timing only, e.g. ``sd15`` on a GPU)."""
     from .animate import AnimateSettings, animate, load_motion, load_reference
-    from .device import peak_memory_mb, reset_peak_memory
+    from .device import peak_memory_mb, pick_device, pick_dtype, reset_peak_memory
     from .model import ASSETS, load_pipeline
 
-    pipe = load_pipeline(model)
+    if preset is not None:
+        from .models.configs import architecture, build_components
+        from .pipeline import FreeViewPipeline
+
+        device = pick_device()
+        pipe = FreeViewPipeline(**build_components(preset)).to(device, pick_dtype(device))
+        pipe.set_progress_bar_config(disable=True)
+        height, width = architecture(preset).default_resolution
+    else:
+        pipe = load_pipeline(model)
+        height, width = pipe.default_resolution
     demo = ASSETS / "demo"
     ref_paths = sorted((demo / "references").glob("*.png"))[:refs]
     motion = load_motion(sorted((demo / "motions").glob("*.json"))[0])
     if len(motion) < frames:
         reps = -(-frames // len(motion))
         motion = type(motion)(np.concatenate([motion.keypoints] * reps)[:frames], motion.width, motion.height, motion.fps)
-    settings = AnimateSettings(frames=frames, **({"steps": steps} if steps else {}))
+    settings = AnimateSettings(frames=frames, height=height, width=width, **({"steps": steps} if steps else {}))
     device = pipe.device
     reset_peak_memory(device)
     start = time.perf_counter()
@@ -84,6 +96,7 @@ def bench_animate(model: str | None = None, frames: int = 48, steps: int | None 
         "frames": len(result.frames), "total_s": total, "seconds_per_frame": total / len(result.frames),
         "peak_memory_mb": peak_memory_mb(device), "split_s": result.timings, "steps": settings.steps,
         "resolution": list(result.frames.shape[1:3]), "device": str(device), "refs": len(ref_paths),
+        "model": preset or str(model or "default"),
     }
 
 
@@ -100,8 +113,9 @@ def register(subparsers, bench) -> None:
     p.add_argument("--json")
     p.set_defaults(func=lambda a: _emit(bench_refs(a.preset), a.json))
     p = bench.add_parser("animate", help="seconds per frame of a generation with the default model")
-    p.add_argument("--model")
+    p.add_argument("--model", help="model directory (default: the embedded default)")
+    p.add_argument("--preset", help="time random weights of an architecture instead (e.g. sd15 at 768x512 on a GPU)")
     p.add_argument("--frames", type=int, default=48)
     p.add_argument("--steps", type=int)
     p.add_argument("--json")
-    p.set_defaults(func=lambda a: _emit(bench_animate(a.model, a.frames, a.steps), a.json))
+    p.set_defaults(func=lambda a: _emit(bench_animate(a.model, a.frames, a.steps, preset=a.preset), a.json))

@@ -307,7 +307,12 @@ def test_api_generation_with_gradio_client(running_app, studio_assets, tiny_mode
     client.predict("walk", api_name="/load_demo_motion")
     client.predict("keyframe", 0, 1.0, 0.0, 0.0, 0.0, "linear", "", api_name="/set_point")
     client.predict("cut", 5, 1.8, 0.0, -0.1, 0.0, "linear", "CU", api_name="/set_point")
-    result = client.predict("model directory", str(tiny_model_dir), 1, 1.0, 0, "default", 4, 1, 16, 16, api_name="/generate")
+    # the embedded default model, at its own resolution
+    result = client.predict("embedded default", "", 1, 1.0, 0, "default", 4, 1, 0, 0, api_name="/generate")
     video = result[0]["video"] if isinstance(result[0], dict) else result[0]
     assert Path(video).is_file() and Path(video).stat().st_size > 0, result
+    from engine.video import probe_video
+
+    info = probe_video(video)
+    assert (info.width, info.height) == (128, 128) and info.frames >= 2
     assert "Done" in result[-1], result
