@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .errors import UserError
+from .model import DEFAULT_SAMPLING
 from .poses.track import BODY, PoseTrack
 
 logger = logging.getLogger(__name__)
@@ -41,8 +42,8 @@ class Reference:
 
 @dataclass
 class AnimateSettings:
-    steps: int = 20
-    guidance: float = 2.0
+    steps: int | None = None           # None: the model's recommendation (sampling.json), else 20
+    guidance: float | None = None      # None: the model's recommendation, else 2.0
     seed: int = 0
     frames: int | None = None          # None: the whole motion
     top_k: float | str | None = None   # references' worth of tokens per layer; "all" disables selection
@@ -193,9 +194,12 @@ def animate(
     images, poses = zip(*(fit_to_frame(r.image, r.keypoints, width, height) for r in references))
     keypoints = fit_keypoints(target.keypoints, target.width, target.height, width, height)
     generator = torch.Generator().manual_seed(settings.seed)
+    recommended = getattr(pipe, "sampling_defaults", DEFAULT_SAMPLING)
+    steps = settings.steps if settings.steps is not None else recommended["steps"]
+    guidance = settings.guidance if settings.guidance is not None else recommended["guidance"]
     out = pipe(
-        list(images), list(poses), keypoints, height=height, width=width, num_inference_steps=settings.steps,
-        guidance_scale=settings.guidance, generator=generator, top_k=settings.top_k, disable_pcm=settings.disable_pcm,
+        list(images), list(poses), keypoints, height=height, width=width, num_inference_steps=steps,
+        guidance_scale=guidance, generator=generator, top_k=settings.top_k, disable_pcm=settings.disable_pcm,
         scheduler=settings.scheduler, context_frames=settings.clip_frames, context_overlap=settings.overlap,
         return_correlation=return_correlation, progress=progress,
     )
@@ -213,8 +217,8 @@ def register(subparsers, bench) -> None:
     p.add_argument("--camera", help="camera timeline JSON (zooms, pans, cuts, orbits)")
     p.add_argument("--model", help="model directory (default: the embedded default model)")
     p.add_argument("--out", "-o", required=True, help="output MP4")
-    p.add_argument("--steps", type=int, default=AnimateSettings.steps)
-    p.add_argument("--guidance", type=float, default=AnimateSettings.guidance, help="classifier-free guidance (1 = off)")
+    p.add_argument("--steps", type=int, help="denoising steps (default: the model's recommendation)")
+    p.add_argument("--guidance", type=float, help="classifier-free guidance, 1 = off (default: the model's recommendation)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--frames", type=int, help="only the first N frames of the motion")
     p.add_argument("--top-k", default=None, help="reference tokens kept per layer, in references' worth (default 1), or 'all'")
@@ -259,9 +263,9 @@ def _run_animate(args) -> int:
         steps=args.steps, guidance=args.guidance, seed=args.seed, frames=args.frames, top_k=parse_top_k(args.top_k),
         clip_frames=args.clip_frames, overlap=args.overlap, scheduler=args.scheduler, retarget=args.retarget,
     )
-    if settings.steps < 1:
+    if settings.steps is not None and settings.steps < 1:
         raise UserError(f"--steps must be at least 1, got {settings.steps}")
-    if not settings.guidance >= 1:
+    if settings.guidance is not None and not settings.guidance >= 1:
         raise UserError(f"--guidance must be >= 1 (1 turns guidance off), got {settings.guidance}")
     references = [load_reference(p) for p in args.refs]
     motion = load_motion(args.motion, progress=True)

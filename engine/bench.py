@@ -94,7 +94,8 @@ def bench_animate(model: str | None = None, frames: int = 48, steps: int | None 
     total = time.perf_counter() - start
     return {
         "frames": len(result.frames), "total_s": total, "seconds_per_frame": total / len(result.frames),
-        "peak_memory_mb": peak_memory_mb(device), "split_s": result.timings, "steps": settings.steps,
+        "peak_memory_mb": peak_memory_mb(device), "split_s": result.timings,
+        "steps": settings.steps or getattr(pipe, "sampling_defaults", {}).get("steps"),
         "resolution": list(result.frames.shape[1:3]), "device": str(device), "refs": len(ref_paths),
         "model": preset or str(model or "default"),
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -20,6 +21,21 @@ RESTORE_HINT = (
     "restore it with `git checkout -- assets/default_model` (or re-install FreeView), "
     "or re-train it with the command in assets/default_model/README.md"
 )
+
+
+DEFAULT_SAMPLING = {"steps": 20, "guidance": 2.0}
+SAMPLING_FILE = "sampling.json"  # a model's recommended sampling settings, beside model_index.json
+
+
+def sampling_defaults(model_dir: str | os.PathLike | None = None) -> dict:
+    """Steps and guidance the model recommends (``sampling.json``), else the engine's defaults."""
+    values = dict(DEFAULT_SAMPLING)
+    try:
+        found = json.loads((Path(model_dir or default_model_dir()) / SAMPLING_FILE).read_text())
+        values.update({key: found[key] for key in DEFAULT_SAMPLING if key in found})
+    except (OSError, ValueError, TypeError):
+        pass
+    return values
 
 
 def default_model_dir() -> Path:
@@ -106,6 +122,7 @@ def load_pipeline(
     finally:
         diffusers_logging.enable_progress_bar()
     pipe.set_progress_bar_config(disable=True)
+    pipe.sampling_defaults = sampling_defaults(path)
     pipe.vae.enable_slicing()
     if cpu_offload and target.type == "cuda":
         pipe.enable_model_cpu_offload(device=target)

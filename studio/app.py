@@ -25,7 +25,7 @@ import numpy as np
 from engine.animate import Reference, animate, load_motion, load_reference
 from engine.camera import EASINGS, SHOT_PRESETS, apply_camera, camera_curves
 from engine.errors import UserError
-from engine.model import ASSETS, check_model_dir, default_model_dir, load_pipeline
+from engine.model import ASSETS, check_model_dir, default_model_dir, load_pipeline, sampling_defaults
 from engine.poses import extract_poses, load_pose_file, render_track
 from engine.video import read_video, write_video
 
@@ -173,6 +173,7 @@ def pose_progress(progress: gr.Progress, total: int | None):
 def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
     """Build the studio (launches nothing). ``model``: a model directory to use instead of the embedded default."""
     default_source = MODEL_DIRECTORY if model else DEFAULT_MODEL
+    recommended = sampling_defaults(model)
     with gr.Blocks(title="FreeView studio") as demo:
         project = gr.State(state.Project())
         selected_ref = gr.State(-1)
@@ -265,8 +266,8 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
                         model_dir = gr.Textbox(str(model or ""), label="Model directory",
                                                placeholder="a FreeView model directory (freeview convert / train output)")
                         with gr.Row():
-                            steps = gr.Slider(1, 50, value=20, step=1, label="Steps", elem_id="fv-steps")
-                            guidance = gr.Slider(1.0, 6.0, value=2.0, step=0.1, label="Guidance")
+                            steps = gr.Slider(1, 50, value=recommended["steps"], step=1, label="Steps", elem_id="fv-steps")
+                            guidance = gr.Slider(1.0, 6.0, value=recommended["guidance"], step=0.1, label="Guidance")
                         with gr.Row():
                             seed = gr.Number(0, label="Seed", precision=0)
                             top_k = gr.Dropdown(["default", "0.5", "1", "2", "all"], value="default", allow_custom_value=True,

@@ -156,3 +156,23 @@ def test_broken_default_model_says_how_to_restore_it(tmp_path, tiny_model, monke
     with pytest.raises(UserError, match="git checkout -- assets/default_model") as info:
         load_pipeline(None)
     assert "\n" not in str(info.value)
+
+
+def test_export_ships_half_precision_weights_and_sampling_advice(tmp_path, tiny_model):
+    import torch
+
+    from engine.model import sampling_defaults
+    from train.export import export_model_dir, model_size_mb
+
+    card = tmp_path / "card.md"
+    card.write_text("# tiny\n")
+    out = export_model_dir(tiny_model, tmp_path / "shipped", steps=3, guidance=1.5, card=card)
+    assert sampling_defaults(out) == {"steps": 3, "guidance": 1.5}
+    assert sampling_defaults(tiny_model) == {"steps": 20, "guidance": 2.0}  # no sampling.json: the engine's
+    assert (out / "README.md").read_text() == "# tiny\n"
+    assert model_size_mb(out) < 0.6 * model_size_mb(tiny_model)
+    pipe = load_pipeline(out)  # loads in float32 on the CPU
+    assert pipe.denoising_unet.dtype == torch.float32 and pipe.sampling_defaults["steps"] == 3
+    refs = [load_reference(p) for p in REFS[:1]]
+    result = animate(pipe, refs, load_motion(MOTION), None, AnimateSettings(frames=2, height=32, width=32))
+    assert result.frames.shape == (2, 32, 32, 3)

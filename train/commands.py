@@ -29,6 +29,14 @@ def register(subparsers, bench) -> None:
                       help="shot-cut detector: DINOv2 when its weights are on this machine, else colour/structure (default %(default)s)")
     prep.add_argument("--identity", help="one identity name for all files (default: one identity per file)")
     prep.set_defaults(func=_prepare)
+    export = sub.add_parser("export", help="copy a trained model for shipping (float16 weights, recommended sampling)")
+    export.add_argument("model", help="a trained model directory (e.g. runs/NAME/model)")
+    export.add_argument("-o", "--output", required=True, help="where to write it")
+    export.add_argument("--full-precision", action="store_true", help="keep float32 weights")
+    export.add_argument("--steps", type=int, help="recommended denoising steps (sampling.json)")
+    export.add_argument("--guidance", type=float, help="recommended guidance (sampling.json)")
+    export.add_argument("--card", help="a model card (Markdown) to include as README.md")
+    export.set_defaults(func=_export)
     b = bench.add_parser("train", help="seconds per training step of the tiny-synthetic preset")
     b.add_argument("--data", required=True, help="a dataset folder (freeview synth make)")
     b.add_argument("--steps", type=int, default=10)
@@ -81,6 +89,15 @@ def _bench_cuts(args) -> int:
     print(text)
     if args.json:
         write_text_atomic(Path(args.json), text + "\n")
+    return 0
+
+
+def _export(args) -> int:
+    from .export import export_model_dir, model_size_mb
+
+    out = export_model_dir(args.model, args.output, half=not args.full_precision, steps=args.steps,
+                           guidance=args.guidance, card=args.card)
+    print(f"freeview: wrote {out} ({model_size_mb(out):.1f} MB of weights)")
     return 0
 
 

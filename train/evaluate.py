@@ -346,8 +346,8 @@ def register(subparsers, bench) -> None:
     p.add_argument("--markdown", metavar="OUT.md", help="also write the table as Markdown")
     p.add_argument("--cases", type=int, default=8, help="evaluation cases (default %(default)s)")
     p.add_argument("--frames", type=int, default=12, help="frames per case (default %(default)s)")
-    p.add_argument("--steps", type=int, default=20, help="denoising steps (default %(default)s)")
-    p.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale (default %(default)s)")
+    p.add_argument("--steps", type=int, help="denoising steps (default: the model's recommendation)")
+    p.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the model's recommendation)")
     p.add_argument("--seed", type=int, default=0, help="seed for cases and sampling (default %(default)s)")
     p.add_argument("--variants", metavar="VARIANTS.json", help="reference-set variants (default: the built-in ablation)")
     p.add_argument("--baselines-only", action="store_true", help="score only the non-learned baselines")
@@ -363,6 +363,11 @@ def run_eval(args) -> int:
         raise UserError(f"--cases {args.cases} is not valid: use at least 1")
     if args.frames < 1:
         raise UserError(f"--frames {args.frames} is not valid: use at least 1")
+    from engine.model import sampling_defaults
+
+    recommended = sampling_defaults(args.model)
+    args.steps = recommended["steps"] if args.steps is None else args.steps
+    args.guidance = recommended["guidance"] if args.guidance is None else args.guidance
     if args.steps < 1:
         raise UserError(f"--steps {args.steps} is not valid: use at least 1")
     if args.seed < 0:

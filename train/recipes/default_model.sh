@@ -7,4 +7,5 @@ freeview synth make -o data/synth --identities 48 --eval-identities 6 --size 128
 freeview train run --config train/configs/default-vae.yaml --resume latest
 freeview train run --config train/configs/default-image.yaml --resume latest
 freeview train run --config train/configs/default-temporal.yaml --resume latest
-rm -rf assets/default_model && cp -r runs/default-temporal/model assets/default_model
+freeview train export runs/default-temporal/model -o assets/default_model --steps 4 --guidance 2.5 \
+    --card train/recipes/default_model_card.md
