@@ -182,6 +182,7 @@ def animate(
     settings: AnimateSettings | None = None,
     *,
     progress: Callable[[int, int, int, int], None] | None = None,
+    preview: Callable[[int, np.ndarray], None] | None = None,
     return_correlation: bool = True,
 ) -> Animation | None:
     """Run the pipeline; returns None when interrupted (``pipe.interrupt()``)."""
@@ -201,7 +202,7 @@ def animate(
         list(images), list(poses), keypoints, height=height, width=width, num_inference_steps=steps,
         guidance_scale=guidance, generator=generator, top_k=settings.top_k, disable_pcm=settings.disable_pcm,
         scheduler=settings.scheduler, context_frames=settings.clip_frames, context_overlap=settings.overlap,
-        return_correlation=return_correlation, progress=progress,
+        return_correlation=return_correlation, progress=progress, preview=preview,
     )
     if out.interrupted:
         return None

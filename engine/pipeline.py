@@ -136,6 +136,7 @@ class FreeViewPipeline(DiffusionPipeline):
         decode_chunk_size: int = 8,
         return_correlation: bool = False,
         progress: Callable[[int, int, int, int], None] | None = None,
+        preview: Callable[[int, np.ndarray], None] | None = None,
         output_type: str = "np",
     ) -> FreeViewPipelineOutput:
         """Animate the person in ``reference_images`` along ``target_poses``.
@@ -144,7 +145,9 @@ class FreeViewPipeline(DiffusionPipeline):
         output aspect (see :func:`engine.animate.fit_to_frame`). reference_poses: R keypoint
         arrays ``(128, 3)`` normalised to their image. target_poses: ``(frames, 128, 3)``
         normalised keypoints at the output framing (camera already applied).
-        ``progress(step, steps, clip, clips)`` is called for every clip of every step.
+        ``progress(step, steps, clip, clips)`` is called for every clip of every step;
+        ``preview(step, image)`` after every step with the current estimate of the middle frame
+        ``(H, W, 3)`` uint8 (one extra VAE decode per step).
         """
         # 1. Check inputs
         target_poses = np.asarray(target_poses, dtype=np.float32)
@@ -213,7 +216,14 @@ class FreeViewPipeline(DiffusionPipeline):
                     bar.update()
                     if progress is not None:
                         progress(step, num_inference_steps, clip, len(windows))
-                latents = sampler.step(noise, t, latents).prev_sample
+                stepped = sampler.step(noise, t, latents)
+                latents = stepped.prev_sample
+                if preview is not None:
+                    estimate = getattr(stepped, "pred_original_sample", None)
+                    estimate = latents if estimate is None else estimate
+                    middle = estimate[:, :, num_frames // 2] / self.vae.config.scaling_factor
+                    image = self.vae.decode(middle).sample[0].float().clamp(-1, 1)
+                    preview(step, ((image + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy())
         timings["denoise"] = time.perf_counter() - start
 
         # 5. Decode in chunks

@@ -282,7 +282,7 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
                             generate_btn = gr.Button("Generate", variant="primary", size="lg", elem_id="fv-generate")
                             cancel_btn = gr.Button("Cancel", variant="stop", size="lg", elem_id="fv-cancel")
                         gen_status = gr.Markdown("", elem_id="fv-gen-status")
-                        gen_preview = gr.Image(label="Now denoising (driving pose of the current clip)", height=200,
+                        gen_preview = gr.Image(label="Now denoising: driving pose | current estimate of the middle frame", height=200,
                                                interactive=False)
                     with gr.Column(scale=3):
                         result_video = gr.Video(label="Result", height=380, autoplay=True, loop=True, elem_id="fv-result")
@@ -499,7 +499,8 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
             def work():
                 try:
                     outcome["animation"] = animate(pipe, refs, motion, proj.timeline, settings,
-                                                   progress=lambda *a: events.put(a))
+                                                   progress=lambda *a: events.put(a),
+                                                   preview=lambda step, image: events.put(("preview", image)))
                 except Exception as exc:  # noqa: BLE001 - reported to the user below, the app keeps running
                     outcome["error"] = exc
                 finally:
@@ -510,12 +511,18 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
             worker.start()
             yield (*skip, None, "Encoding references…")
             stride = max(1, settings.clip_frames - settings.overlap)
+            latest = None  # the newest estimate of the middle frame, shown beside the driving pose
             while (item := events.get()) is not None:
+                if item[0] == "preview":
+                    latest = item[1]
+                    continue
                 step, total_steps, clip, clips = item
                 done, total = step * clips + clip + 1, total_steps * clips
                 progress((done, total), desc=f"step {step + 1}/{total_steps} · clip {clip + 1}/{clips}")
                 frame = min(len(seen) - 1, clip * stride + settings.clip_frames // 2)
                 pose = preview.render_pose_view(seen, frame)
+                if latest is not None:
+                    pose = preview.beside(pose, latest)
                 yield (*skip, pose, f"Generating: step **{step + 1}/{total_steps}**, clip **{clip + 1}/{clips}** "
                                     f"({time.perf_counter() - started:.0f} s)")
             worker.join()

@@ -178,3 +178,14 @@ def render_pose_view(track: PoseTrack, frame: int, max_side: int = 256) -> np.nd
     image = render_pose(track.keypoints[frame], width, height, face=False)
     image[image.max(axis=2) == 0] = BACKGROUND
     return image
+
+
+def beside(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """``right`` scaled to ``left``'s height and put to its right (the driving pose | the current estimate)."""
+    import cv2
+
+    height = left.shape[0]
+    width = max(1, round(right.shape[1] * height / right.shape[0]))
+    scaled = cv2.resize(right, (width, height), interpolation=cv2.INTER_LINEAR)
+    gap = np.full((height, 4, 3), BACKGROUND, np.uint8)
+    return np.concatenate([left, gap, scaled], axis=1)

@@ -154,3 +154,12 @@ def test_inference_selects_top_k_only(pipe):
     finally:
         pipe.network.eval()
     assert np.array_equal(out.frames, again.frames)
+
+
+@pytest.mark.parametrize("scheduler", ["ddim", "dpmsolver++"])
+def test_preview_shows_the_estimate_after_every_step(pipe, scheduler):
+    seen = []
+    out = run(pipe, steps=3, scheduler=scheduler, preview=lambda step, image: seen.append((step, image)))
+    assert [step for step, _ in seen] == [0, 1, 2]
+    assert all(image.shape == (SIZE, SIZE, 3) and image.dtype == np.uint8 for _, image in seen)
+    assert out.frames is not None

@@ -316,3 +316,14 @@ def test_api_generation_with_gradio_client(running_app, studio_assets, tiny_mode
     info = probe_video(video)
     assert (info.width, info.height) == (128, 128) and info.frames >= 2
     assert "Done" in result[-1], result
+
+
+def test_preview_beside_keeps_the_left_height():
+    import numpy as np
+
+    from studio.preview import beside
+
+    left = np.zeros((100, 60, 3), np.uint8)
+    right = np.full((32, 32, 3), 200, np.uint8)
+    both = beside(left, right)
+    assert both.shape == (100, 60 + 4 + 100, 3) and both[:, -1].min() == 200
