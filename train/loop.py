@@ -30,6 +30,7 @@ from einops import rearrange
 
 from engine.errors import UserError
 from engine.files import atomic_dir, atomic_path, write_text_atomic
+from engine.model import check_model_dir
 from engine.models.configs import build_components
 from engine.models.network import FreeViewNetwork
 from engine.pipeline import FreeViewPipeline, clip_pixels
@@ -47,9 +48,10 @@ def load_components(config: TrainConfig) -> dict:
         components = build_components(config.architecture, seed=config.seed)
         components["scheduler"] = training_scheduler(config, components["scheduler"])
         return components
-    path = Path(config.init_from)
-    if not (path / "model_index.json").exists():
-        raise UserError(f"init_from: {path} is not a FreeView model directory (no model_index.json)")
+    try:
+        path = check_model_dir(config.init_from)
+    except UserError as exc:
+        raise UserError(f"init_from: {exc}") from None
     pipe = FreeViewPipeline.from_pretrained(path)
     components = {name: getattr(pipe, name) for name in COMPONENTS}
     components["scheduler"] = training_scheduler(config, components["scheduler"])
