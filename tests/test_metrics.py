@@ -103,7 +103,7 @@ def test_nearest_pose_prefers_the_matching_pose():
 @pytest.fixture(scope="module")
 def eval_data(tmp_path_factory):
     root = tmp_path_factory.mktemp("evaldata")
-    make_dataset(root, MakeSettings(identities=1, eval_identities=1, size=128, seed=2, clips_per_identity=3, frames=4))
+    make_dataset(root, MakeSettings(identities=1, eval_identities=2, size=128, seed=2, clips_per_identity=3, frames=4))
     return root
 
 
@@ -125,6 +125,7 @@ class StubPipeline:
 def test_harness_runs_variants_and_baselines(eval_data):
     cases = build_cases(eval_data, num_cases=2, num_frames=3)
     assert all(c.identity.startswith("eval") for c in cases)
+    assert cases[0].identity != cases[1].identity  # the first cases already span the held-out people
     for case in cases:
         assert all(clip != case.clip for _, _, clip in case.pool.values())
     stub = StubPipeline()

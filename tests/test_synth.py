@@ -147,7 +147,20 @@ def test_training_samples_take_references_from_other_shots(dataset):
     assert eval_ds[0]["ref_clips"] == sample["ref_clips"]  # the eval split is deterministic
 
 
-@pytest.mark.parametrize("field, value", [("size", 100), ("size", 132), ("size", 520), ("identities", 0), ("seed", -1), ("clips_per_identity", 1)])
+def test_backdrop_is_one_place_per_identity_or_one_per_clip():
+    def places(backdrop: str) -> dict[str, set]:
+        settings = MakeSettings(**{**SMALL.__dict__, "frames": 1, "backdrop": backdrop})
+        found: dict[str, set] = {}
+        for clip in plan_clips(settings)[1]:
+            found.setdefault(clip["identity"], set()).add(render_clip(clip["spec"]).backdrop)
+        return found
+
+    assert all(len(seen) == 1 for seen in places("identity").values())  # every shot of a person in one place
+    assert any(len(seen) > 1 for seen in places("clip").values())
+
+
+@pytest.mark.parametrize("field, value", [("size", 100), ("size", 132), ("size", 520), ("identities", 0), ("seed", -1),
+                                          ("clips_per_identity", 1), ("backdrop", "garden")])
 def test_bad_settings_name_the_value(field, value):
     with pytest.raises(UserError, match=str(value)):
         MakeSettings(**{**SMALL.__dict__, field: value}).check()

@@ -137,6 +137,19 @@ def test_resume_into_another_architecture_is_one_clear_error(dataset, tmp_path):
         train(tiny(dataset, tmp_path / "b", architecture="default", init_from=str(tmp_path / "model")))
 
 
+def test_fine_tune_from_a_float16_export(dataset, tmp_path):
+    from train.export import export_model_dir
+    from train.loop import load_components, train
+
+    train(tiny(dataset, tmp_path / "a", steps=1))
+    export_model_dir(tmp_path / "a" / "model", tmp_path / "exported")  # float16, as shipped
+    config = tiny(dataset, tmp_path / "b", steps=1, init_from=str(tmp_path / "exported"))
+    dtypes = {p.dtype for name in ("reference_unet", "denoising_unet", "pose_guider", "pcm")
+              for p in load_components(config)[name].parameters()}
+    assert dtypes == {torch.float32}
+    assert train(config)["step"] == 1
+
+
 def test_bad_configs(tmp_path):
     (tmp_path / "a.yaml").write_text("stage: image\nlearning_rat: 1\n")
     with pytest.raises(UserError, match="unknown key.*learning_rat"):

@@ -18,6 +18,7 @@ a shot ``"any"`` takes any clip other than the target's).
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
@@ -110,10 +111,15 @@ class Case:
 
 
 def build_cases(data_dir: str | Path, num_cases: int, num_frames: int, seed: int = 0) -> list[Case]:
-    """Deterministic cases from the eval split: targets cycle through the held-out clips."""
+    """Deterministic cases from the eval split: targets cycle through the held-out clips, one identity after
+    another (a few cases already span every held-out person)."""
     root = Path(data_dir)
     index = load_index(root)
     clips = [c for c in index["clips"] if c["split"] == "eval"]
+    by_identity: dict[str, list[dict]] = {}
+    for clip in clips:
+        by_identity.setdefault(clip["identity"], []).append(clip)
+    clips = [c for round_ in itertools.zip_longest(*by_identity.values()) for c in round_ if c is not None]
     if not clips:
         raise UserError(f"{root} has no eval split; make one with `freeview synth make --eval-identities N`")
     cache: dict[str, dict] = {}
@@ -314,7 +320,7 @@ def markdown_table(report: dict) -> str:
                      f"{row['L1']:.2f} | {row['PSNR']:.2f} | {row['SSIM']:.4f} | {row.get('seconds_per_case', 0):.2f} |")
     lines.append("")
     lines.append(f"{report['cases']} cases of {report['frames']} frames at {report['size']} px, "
-                 f"{report['steps']} steps, guidance {report['guidance']}.")
+                 f"{report['steps']} step{'s' if report['steps'] != 1 else ''}, guidance {report['guidance']}.")
     for name, reason in report.get("skipped", {}).items():
         lines.append(f"- {name} skipped: {reason}")
     return "\n".join(lines) + "\n"

@@ -52,7 +52,8 @@ def load_components(config: TrainConfig) -> dict:
         path = check_model_dir(config.init_from)
     except UserError as exc:
         raise UserError(f"init_from: {exc}") from None
-    pipe = FreeViewPipeline.from_pretrained(path)
+    # float32 master weights whatever the model was stored in (an export is float16)
+    pipe = FreeViewPipeline.from_pretrained(path, torch_dtype=torch.float32)
     components = {name: getattr(pipe, name) for name in COMPONENTS}
     components["scheduler"] = training_scheduler(config, components["scheduler"])
     check_architecture(config, components, f"init_from {path}")

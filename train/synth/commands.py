@@ -8,7 +8,7 @@ import time
 from engine.errors import UserError
 from engine.files import write_text_atomic
 
-from .dataset import MakeSettings, make_dataset
+from .dataset import BACKDROPS, MakeSettings, make_dataset
 
 
 def register(subparsers, bench) -> None:
@@ -31,6 +31,9 @@ def register(subparsers, bench) -> None:
                       help="clips per identity, cycling close-up/medium/wide (default %(default)s)")
     make.add_argument("--frames", type=int, default=defaults.frames, help="frames per clip (default %(default)s)")
     make.add_argument("--supersample", type=int, default=defaults.supersample, help="anti-aliasing canvas factor 1..4 (default %(default)s)")
+    make.add_argument("--backdrop", choices=BACKDROPS, default=defaults.backdrop,
+                      help="where clips are filmed: one place per identity (all its shots share it) or a new "
+                           "place per clip (default %(default)s)")
     make.set_defaults(func=run_make)
     demo = synth_sub.add_parser("demo", help="re-create the demo references, motions and camera plan (assets/demo)")
     demo.add_argument("-o", "--output", default="assets/demo", metavar="DIR", help="folder (default %(default)s)")
@@ -49,6 +52,7 @@ def run_make(args) -> int:
     settings = MakeSettings(
         identities=args.identities, eval_identities=args.eval_identities, size=args.size, seed=args.seed,
         clips_per_identity=args.clips_per_identity, frames=args.frames, supersample=args.supersample,
+        backdrop=args.backdrop,
     )
     settings.check()
     bar = tqdm(total=(settings.identities + settings.eval_identities) * settings.clips_per_identity, unit="clip", desc="synth make")

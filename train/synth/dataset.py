@@ -41,6 +41,9 @@ logger = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 SPLITS = ("train", "eval")
 MIN_SIZE, MAX_SIZE = 128, 512
+# Where each clip is filmed: "identity" — one place per person, every shot of them there (the multi-shot talks
+# the paper trains on: references and target share the stage); "clip" — a new place for every clip.
+BACKDROPS = ("identity", "clip")
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class MakeSettings:
     clips_per_identity: int = 6
     frames: int = 32
     supersample: int = 2
+    backdrop: str = "identity"
 
     def check(self) -> None:
         if not (MIN_SIZE <= self.size <= MAX_SIZE) or self.size % 8:
@@ -69,6 +73,8 @@ class MakeSettings:
                             "other shots, so each identity needs at least 2 clips")
         if self.frames < 1:
             raise UserError(f"--frames {self.frames} is not valid: use at least 1 frame per clip")
+        if self.backdrop not in BACKDROPS:
+            raise UserError(f"--backdrop {self.backdrop!r} is not valid: use {' or '.join(BACKDROPS)}")
         if self.supersample not in (1, 2, 3, 4):
             raise UserError(f"supersample {self.supersample} is not valid: use 1 to 4")
 
@@ -103,6 +109,7 @@ def plan_clips(settings: MakeSettings) -> tuple[list[dict], list[dict]]:
                     camera_seed=_seed(settings.seed, split_code, i, k, 4),
                     shot=shot, num_frames=settings.frames, size=settings.size, zoom=round(zoom, 4),
                     cut_at=cut_at, supersample=settings.supersample,
+                    backdrop_seed=identity_seed if settings.backdrop == "identity" else None,
                 )
                 clips.append({
                     "file": f"clips/{name}_{k:02d}_{shot}.npz", "identity": name, "split": split, "shot": shot,

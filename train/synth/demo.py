@@ -31,7 +31,8 @@ def make_demo(out: str | Path, size: int = REFERENCE_SIZE) -> list[Path]:
     written = []
     for name, seed in CHARACTERS.items():
         for k, shot in enumerate(("close-up", "medium", "wide")):
-            clip = render_clip(ClipSpec(seed, seed + 100 + k, seed + 200 + k, shot, num_frames=8, size=size))
+            clip = render_clip(ClipSpec(seed, seed + 100 + k, seed + 200 + k, shot, num_frames=8, size=size,
+                                        backdrop_seed=seed))  # every shot of a person in one place
             frame = 5
             image_path = out / "references" / f"{name}_{shot}.png"
             image_path.parent.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,7 @@ class ClipSpec:
     zoom: float = 1.0
     cut_at: int | None = None
     supersample: int = 2
+    backdrop_seed: int | None = None  # None: the camera's seed (a new place for every clip)
 
     def __post_init__(self) -> None:
         if self.shot not in SHOTS:
@@ -56,7 +57,8 @@ def render_clip(spec: ClipSpec) -> Clip:
     character = make_character(spec.identity_seed)
     motion = make_motion(character, spec.num_frames, spec.motion_seed)
     camera = make_camera(character, motion, spec.shot, spec.size, spec.camera_seed, spec.zoom, spec.cut_at)
-    backdrop = Backdrop.random(np.random.default_rng(np.random.SeedSequence([spec.camera_seed, 0xBD])))
+    place = spec.camera_seed if spec.backdrop_seed is None else spec.backdrop_seed
+    backdrop = Backdrop.random(np.random.default_rng(np.random.SeedSequence([place, 0xBD])))
     renderer = Renderer(character, spec.size, spec.supersample)
     n, s = spec.num_frames, spec.size
     frames = np.zeros((n, s, s, 3), np.uint8)
