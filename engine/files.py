@@ -12,6 +12,25 @@ from typing import Iterator
 from .errors import UserError
 
 
+def _process_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _process_umask()  # read once: setting it is process-wide, so never again while threads run
+
+
+def _give_usual_mode(tmp: Path, path: Path, base: int) -> None:
+    """Temporary files and folders are private (0600/0700); give the result the mode a plain write would have:
+    the replaced file's, or ``base`` less the umask."""
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except OSError:
+        mode = base & ~_UMASK
+    os.chmod(tmp, mode)
+
+
 def check_writable_parent(path: Path) -> None:
     """A clear error now, before any work, when ``path`` could not be written."""
     parent = path.parent
@@ -38,6 +57,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        _give_usual_mode(tmp_path, path, 0o666)
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
@@ -52,6 +72,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        _give_usual_mode(tmp, path, 0o777)
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)
