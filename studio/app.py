@@ -282,7 +282,7 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
                             generate_btn = gr.Button("Generate", variant="primary", size="lg", elem_id="fv-generate")
                             cancel_btn = gr.Button("Cancel", variant="stop", size="lg", elem_id="fv-cancel")
                         gen_status = gr.Markdown("", elem_id="fv-gen-status")
-                        gen_preview = gr.Image(label="Now denoising: driving pose | current estimate of the middle frame", height=200,
+                        gen_preview = gr.Image(label="Pose | current estimate", height=200,
                                                interactive=False)
                     with gr.Column(scale=3):
                         result_video = gr.Video(label="Result", height=380, autoplay=True, loop=True, elem_id="fv-result")
