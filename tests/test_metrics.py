@@ -141,7 +141,23 @@ def test_harness_runs_variants_and_baselines(eval_data):
     assert ("all", False) in options and (None, True) in options and (None, False) in options
     assert report["skipped"] == metrics.unavailable_metrics()
     assert "| R=2 PCM off | 2 |" in markdown_table(report)
+    pairs = {(tuple(c["first"]), tuple(c["second"])): c for c in report["comparisons"]}
+    same = pairs[(("R=2 close-up+wide", 2), ("mean frame", 2))]  # the stub *is* the mean frame: no difference
+    assert same["L1"] == {"mean": 0.0, "low": 0.0, "high": 0.0}
+    assert (("R=4", 4), ("R=4 all tokens", 4)) not in pairs  # R=4 was not run
+    assert "| R=2 close-up+wide | mean frame (R=2) | +0.00 [+0.00, +0.00]" in markdown_table(report)
     json.dumps(report, allow_nan=False)
+
+
+def test_paired_difference_interval():
+    from train.evaluate import paired_difference
+
+    shifted = paired_difference([3.0, 5.0, 7.0], [1.0, 3.0, 5.0])
+    assert shifted == {"mean": 2.0, "low": 2.0, "high": 2.0}
+    rng = np.random.default_rng(0)
+    b = rng.normal(20, 5, 40)
+    noisy = paired_difference(b + 1 + rng.normal(0, 1, 40), b)
+    assert noisy["low"] < noisy["mean"] < noisy["high"] and 0 < noisy["low"] and noisy["high"] < 2
 
 
 def test_variants_are_data():

@@ -42,6 +42,17 @@ logger = logging.getLogger(__name__)
 ANY_SHOT = "any"
 PIPELINE_OPTIONS = ("top_k", "disable_pcm")
 BASELINES = ("nearest-pose reference", "mean frame")
+# The ablation's claims, each a (row, row) pair compared case by case; pairs whose rows were not run are left out.
+COMPARISONS = (
+    (("R=2 close-up+wide", 2), ("R=1 close-up", 1)),
+    (("R=2 close-up+wide", 2), ("R=1 wide", 1)),
+    (("R=2 close-up+wide", 2), ("R=2 PCM off", 2)),
+    (("R=2 close-up+wide", 2), ("R=2 all tokens", 2)),
+    (("R=4", 4), ("R=4 all tokens", 4)),
+    (("R=4", 4), ("R=2 close-up+wide", 2)),
+    (("R=2 close-up+wide", 2), ("nearest-pose reference", 2)),
+    (("R=2 close-up+wide", 2), ("mean frame", 2)),
+)
 
 
 @dataclass(frozen=True)
@@ -256,7 +267,8 @@ def evaluate(cases: list[Case], refs: list[int], generate: Callable | None = Non
             for metric, value in basic_metrics(predicted, case.frames).items():
                 totals[metric].append(value)
         row = {"name": name, "refs": n, **{m: float(np.mean(v)) for m, v in totals.items()},
-               "seconds_per_case": seconds / max(1, len(cases)), **extra}
+               "seconds_per_case": seconds / max(1, len(cases)), **extra,
+               "per_case": {m: [float(x) for x in v] for m, v in totals.items()}}
         rows.append(row)
         if progress is not None:
             progress(f"{name} (R={n}): " + ", ".join(f"{m} {row[m]:.4g}" for m in BASIC_METRICS))
@@ -287,6 +299,7 @@ def evaluate(cases: list[Case], refs: list[int], generate: Callable | None = Non
                                                     "options": {k: v for k, v in variant.options.items()}})
     return {
         "rows": rows,
+        "comparisons": compare(rows, seed=seed),
         "skipped": unavailable_metrics(),
         "cases": len(cases),
         "frames": int(cases[0].frames.shape[0]) if cases else 0,
@@ -295,6 +308,28 @@ def evaluate(cases: list[Case], refs: list[int], generate: Callable | None = Non
         "guidance": guidance,
         "seed": seed,
     }
+
+
+def paired_difference(a, b, samples: int = 2000, seed: int = 0) -> dict:
+    """Mean of ``a - b`` over cases with a 95% bootstrap interval (cases resampled with replacement)."""
+    d = np.asarray(a, float) - np.asarray(b, float)
+    if d.size == 0:
+        raise ValueError("no cases to compare")
+    resampled = d[np.random.default_rng(seed).integers(0, d.size, (samples, d.size))].mean(axis=1)
+    low, high = np.percentile(resampled, [2.5, 97.5])
+    return {"mean": float(d.mean()), "low": float(low), "high": float(high)}
+
+
+def compare(rows: list[dict], pairs=COMPARISONS, seed: int = 0) -> list[dict]:
+    """Paired per-case differences for ``pairs`` of ``(name, refs)`` rows (first minus second)."""
+    by_key = {(r["name"], r["refs"]): r for r in rows}
+    found = []
+    for first, second in pairs:
+        if first in by_key and second in by_key:
+            a, b = by_key[first]["per_case"], by_key[second]["per_case"]
+            found.append({"first": list(first), "second": list(second),
+                          **{m: paired_difference(a[m], b[m], seed=seed) for m in BASIC_METRICS}})
+    return found
 
 
 def contact_sheet(cases: list[Case], variant: Variant, predictions: dict[int, np.ndarray], frames: int = 3) -> np.ndarray:
@@ -323,6 +358,13 @@ def markdown_table(report: dict) -> str:
                  f"{report['steps']} step{'s' if report['steps'] != 1 else ''}, guidance {report['guidance']}.")
     for name, reason in report.get("skipped", {}).items():
         lines.append(f"- {name} skipped: {reason}")
+    if report.get("comparisons"):
+        lines += ["", "Paired differences, case by case (first minus second; 95% bootstrap interval over cases):", "",
+                  "| first | second | ΔL1 (lower is better) | ΔPSNR | ΔSSIM |", "|---|---|---:|---:|---:|"]
+        for c in report["comparisons"]:
+            cells = [f"{c[m]['mean']:+.{p}f} [{c[m]['low']:+.{p}f}, {c[m]['high']:+.{p}f}]"
+                     for m, p in (("L1", 2), ("PSNR", 2), ("SSIM", 4))]
+            lines.append(f"| {c['first'][0]} | {c['second'][0]} (R={c['second'][1]}) | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
