@@ -201,7 +201,7 @@ def test_two_processes_see_different_data_and_write_one_checkpoint(dataset, tmp_
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    config = tiny(dataset, tmp_path / "ddp", steps=2, checkpoint_every=2)
+    config = tiny(dataset, tmp_path / "ddp", steps=2, checkpoint_every=2, train_image_encoder=True)
     path = tmp_path / "ddp.yaml"
     path.write_text(config_to_yaml(config))
     trace = tmp_path / "trace"
@@ -213,8 +213,12 @@ def test_two_processes_see_different_data_and_write_one_checkpoint(dataset, tmp_
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert sorted(p.name for p in (tmp_path / "ddp" / "checkpoints").iterdir()) == ["step-0000002"]
-    seen = {r: [json.loads(line)["indices"] for line in Path(f"{trace}.rank{r}").read_text().splitlines()] for r in (0, 1)}
+    records = {r: [json.loads(line) for line in Path(f"{trace}.rank{r}").read_text().splitlines()] for r in (0, 1)}
+    seen = {r: [x["indices"] for x in records[r] if "indices" in x] for r in (0, 1)}
     assert len(seen[0]) == len(seen[1]) == 2 and seen[0] != seen[1]
+    # the image encoder trains outside DDP: its gradients are averaged by hand, so both ranks keep the same weights
+    sums = {r: [x["image_encoder_sum"] for x in records[r] if "image_encoder_sum" in x] for r in (0, 1)}
+    assert len(sums[0]) == 2 and sums[0] == pytest.approx(sums[1], rel=1e-9, abs=1e-9)
 
 
 def test_min_snr_weights_only_lower_the_easy_timesteps():

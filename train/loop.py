@@ -126,13 +126,29 @@ def step_generator(config: TrainConfig, rank: int, step: int) -> torch.Generator
     return torch.Generator().manual_seed(config.seed * 1_000_003 + rank * 10_007 + step)
 
 
+def trace(rank: int, record: dict) -> None:
+    """Tests: what each rank saw and did, one JSON line per record, when FREEVIEW_TRAIN_TRACE names a file stem."""
+    stem = os.environ.get("FREEVIEW_TRAIN_TRACE")
+    if stem:
+        with open(f"{stem}.rank{rank}", "a") as fh:
+            fh.write(json.dumps({"rank": rank, **record}) + "\n")
+
+
+def average_gradients(accelerator: Accelerator, params: list[torch.nn.Parameter]) -> None:
+    """Mean of ``params``' gradients over all processes, for parameters trained outside the DDP-wrapped model
+    (the image encoder). A rank that did not use them this step (reference dropout) contributes zeros."""
+    if accelerator.num_processes == 1 or not params:
+        return
+    flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
+    flat = accelerator.reduce(flat, reduction="mean")
+    for p, grad in zip(params, flat.split([p.numel() for p in params])):
+        p.grad = grad.view_as(p).clone()
+
+
 def batch_for_step(dataset, config: TrainConfig, rank: int, step: int) -> dict:
     g = step_generator(config, rank, step)
     indices = torch.randint(len(dataset), (config.batch_size,), generator=g).tolist()
-    trace = os.environ.get("FREEVIEW_TRAIN_TRACE")  # tests: which samples each rank saw
-    if trace:
-        with open(f"{trace}.rank{rank}", "a") as fh:
-            fh.write(json.dumps({"rank": rank, "step": step, "indices": indices}) + "\n")
+    trace(rank, {"step": step, "indices": indices})
     samples = []
     for j, i in enumerate(indices):
         with torch.random.fork_rng():  # the dataset draws references from torch's RNG: pin it to (step, rank, j)
@@ -280,6 +296,7 @@ def train(config: TrainConfig, resume: str | None = None, *, max_steps: int | No
     for name in ("vae", "image_encoder"):
         components[name].to(accelerator.device)
     components["image_encoder"].train(config.train_image_encoder and config.stage == "image")
+    outside_ddp = [p for p in components["image_encoder"].parameters() if p.requires_grad] if config.stage == "image" else []
     dataset = make_dataset(config)
 
     step = 0
@@ -309,12 +326,15 @@ def train(config: TrainConfig, resume: str | None = None, *, max_steps: int | No
                 loss = diffusion_loss(config, model, components, batch, g)
             accelerator.backward(loss)
             if accelerator.sync_gradients:
+                average_gradients(accelerator, outside_ddp)
                 accelerator.clip_grad_norm_(params, config.max_grad_norm)
             optimizer.step()
             lr_scheduler.step()
             optimizer.zero_grad(set_to_none=True)
         if ema is not None:
             ema.step(params)
+        if outside_ddp:
+            trace(rank, {"step": step, "image_encoder_sum": float(sum(p.detach().double().sum() for p in outside_ddp))})
         step += 1
         last_loss = accelerator.gather(loss.detach()[None]).mean().item()
         if accelerator.is_main_process and (step % config.log_every == 0 or step == stop):
