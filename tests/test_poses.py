@@ -67,6 +67,14 @@ def test_no_person_is_flagged_not_a_crash():
     assert len(track) == 1 and not track.detected[0] and track.keypoints[..., 2].max() == 0
 
 
+def test_mediapipe_native_log_lines_stay_off_the_terminal(astronaut, capfd, monkeypatch):
+    monkeypatch.delenv("FREEVIEW_DEBUG", raising=False)
+    capfd.readouterr()
+    assert extract_image_pose(astronaut, hands=True, face=True).detected[0]
+    err = capfd.readouterr().err
+    assert "INFO: [" not in err and "W0000" not in err and "Sparsity" not in err, err[:500]
+
+
 def test_several_people_follows_the_largest_central_one(astronaut):
     big = cv2.resize(astronaut, (384, 384))
     small = cv2.resize(astronaut, (192, 192))

@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -45,6 +46,24 @@ class Landmarkers:
 
 
 @contextlib.contextmanager
+def native_stderr_quiet() -> Iterator[None]:
+    """Silence what native code writes to stderr (mediapipe's LiteRT prints a dozen INFO/WARNING lines per model
+    load). Python exceptions still propagate; ``FREEVIEW_DEBUG=1`` keeps the lines."""
+    if os.environ.get("FREEVIEW_DEBUG"):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+@contextlib.contextmanager
 def open_landmarkers(mode: str = "video", hands: bool = False, face: bool = False, num_poses: int = 2,
                      model_paths: dict[str, str | os.PathLike] | None = None) -> Iterator[Landmarkers]:
     """Create the landmarkers for ``mode`` ("video" | "image") and close them on exit."""
@@ -58,17 +77,22 @@ def open_landmarkers(mode: str = "video", hands: bool = False, face: bool = Fals
     def base(kind: str) -> BaseOptions:
         return BaseOptions(model_asset_path=str(resolve_model(kind, model_paths.get(kind))))
 
-    with contextlib.ExitStack() as stack:
-        pose = stack.enter_context(vision.PoseLandmarker.create_from_options(vision.PoseLandmarkerOptions(
-            base_options=base("pose"), running_mode=running, num_poses=num_poses)))
-        hand = face_lm = None
-        if hands:
-            hand = stack.enter_context(vision.HandLandmarker.create_from_options(vision.HandLandmarkerOptions(
-                base_options=base("hand"), running_mode=running, num_hands=2 * num_poses)))
-        if face:
-            face_lm = stack.enter_context(vision.FaceLandmarker.create_from_options(vision.FaceLandmarkerOptions(
-                base_options=base("face"), running_mode=running, num_faces=num_poses)))
+    stack = contextlib.ExitStack()
+    try:
+        with native_stderr_quiet():  # only inside mediapipe: progress bars still show between frames
+            pose = stack.enter_context(vision.PoseLandmarker.create_from_options(vision.PoseLandmarkerOptions(
+                base_options=base("pose"), running_mode=running, num_poses=num_poses)))
+            hand = face_lm = None
+            if hands:
+                hand = stack.enter_context(vision.HandLandmarker.create_from_options(vision.HandLandmarkerOptions(
+                    base_options=base("hand"), running_mode=running, num_hands=2 * num_poses)))
+            if face:
+                face_lm = stack.enter_context(vision.FaceLandmarker.create_from_options(vision.FaceLandmarkerOptions(
+                    base_options=base("face"), running_mode=running, num_faces=num_poses)))
         yield Landmarkers(pose, hand, face_lm, mode)
+    finally:
+        with native_stderr_quiet():
+            stack.close()
 
 
 @dataclass
@@ -82,7 +106,8 @@ class FramePose:
 
 
 def _run(landmarker, image, timestamp_ms: int | None, mode: str):
-    return landmarker.detect(image) if mode == "image" else landmarker.detect_for_video(image, timestamp_ms)
+    with native_stderr_quiet():
+        return landmarker.detect(image) if mode == "image" else landmarker.detect_for_video(image, timestamp_ms)
 
 
 def detect_frame(lms: Landmarkers, rgb: np.ndarray, timestamp_ms: int | None, previous_body: np.ndarray | None) -> FramePose:
@@ -192,7 +217,7 @@ def count_people(rgb: np.ndarray, model_paths: dict | None = None) -> int:
 
     with open_landmarkers("image", num_poses=MAX_AUTO_POSES, model_paths=model_paths) as lms:
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
-        return len(lms.pose.detect(image).pose_landmarks)
+        return len(_run(lms.pose, image, None, "image").pose_landmarks)
 
 
 def extract_frames(frames: Iterable[np.ndarray], fps: float, hands: bool = False, face: bool = False,
