@@ -47,8 +47,12 @@ def output_dir() -> Path:
     return folder
 
 
+def demo_dir() -> Path:
+    return Path(os.environ.get("FREEVIEW_DEMO", ASSETS / "demo"))
+
+
 def demo_motions_dir() -> Path:
-    return Path(os.environ.get("FREEVIEW_DEMO_MOTIONS", ASSETS / "demo" / "motions"))
+    return Path(os.environ.get("FREEVIEW_DEMO_MOTIONS", demo_dir() / "motions"))
 
 
 def demo_motions() -> list[str]:
@@ -180,6 +184,8 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
         with gr.Row(elem_classes="fv-header"):
             gr.Markdown("# FreeView studio")
             gr.Markdown("<span>several photos + a motion + a camera plan → an animation from any viewpoint</span>")
+            demo_btn = gr.Button("Load the demo (three photos, a motion, a zoom and a cut)", size="sm",
+                                 variant="secondary", elem_id="fv-load-demo")
         status = gr.Markdown("", elem_id="fv-status")
 
         with gr.Tabs():
@@ -565,23 +571,44 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
 
         save_btn.click(on_save, [project, *settings_inputs], [project, saved_file, status], api_name="save_project")
 
-        def on_open(path):
-            count = CAMERA_VIEW_COUNT + len(motion_outputs) + 3 + len(settings_inputs)
-            try:
-                if not path:
-                    raise UserError("choose a project file")
-                proj = state.load_project(path)
-            except ERRORS as exc:
-                return _fail(exc, count)
-            views = camera_views(proj, f"Opened {Path(path).name}.")
+        project_outputs = [*camera_outputs, *motion_outputs, gallery, ref_summary, *settings_inputs, status]
+
+        def project_views(proj, message: str) -> tuple:
+            views = camera_views(proj, message)
             motion = motion_views(proj) if proj.motion is not None else (gr.skip(),) * len(motion_outputs)
             s = proj.settings
             fields = [s.get(name, gr.skip()) for name in ("steps", "guidance", "seed", "top_k", "clip_frames", "overlap",
                                                          "width", "height")]
-            return (*views, *motion, gallery_items(proj), reference_summary(proj), *fields, f"Opened {Path(path).name}.")
+            return (*views, *motion, gallery_items(proj), reference_summary(proj), *fields, message)
 
-        load_file.upload(on_open, [load_file], [*camera_outputs, *motion_outputs, gallery, ref_summary, *settings_inputs,
-                                                status], api_name="open_project")
+        def keep_current(proj) -> str:
+            """Save the user's work before another project replaces it; a note saying where, or ''."""
+            if not proj.references and proj.motion is None:
+                return ""
+            path = state.save_project(proj, output_dir() / f"project-before-{time.strftime('%Y%m%d-%H%M%S')}.freeview")
+            return f" Your previous project is saved as `{path.name}` (Project → Open brings it back)."
+
+        def on_open(proj, path):
+            try:
+                if not path:
+                    raise UserError("choose a project file")
+                opened = state.load_project(path)
+                note = keep_current(proj)
+            except ERRORS as exc:
+                return _fail(exc, len(project_outputs))
+            return project_views(opened, f"Opened {Path(path).name}.{note}")
+
+        load_file.upload(on_open, [project, load_file], project_outputs, api_name="open_project")
+
+        def on_load_demo(proj):
+            try:
+                demo_proj = state.demo_project(demo_dir())
+                note = keep_current(proj)
+            except ERRORS as exc:
+                return _fail(exc, len(project_outputs))
+            return project_views(demo_proj, f"Loaded the demo: press **Generate** on the Generate tab.{note}")
+
+        demo_btn.click(on_load_demo, [project], project_outputs, api_name="load_demo")
     return demo
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.animate import AnimateSettings, Reference, shot_scale
+from engine.animate import AnimateSettings, Reference, load_motion, load_reference, shot_scale
 from engine.camera import CameraTimeline, Cut, Keyframe, camera_at, list_shots, shot_preset
 from engine.errors import UserError
 from engine.files import atomic_path
@@ -348,6 +348,23 @@ def save_project(project: Project, path: str | Path) -> Path:
                                   "retarget": project.retarget}
         zf.writestr("manifest.json", json.dumps(manifest, indent=1))
     return path
+
+
+def demo_project(folder: str | Path, character: str = "mara", motion: str = "presenter",
+                 camera: str = "zoom-and-cut") -> Project:
+    """The shipped demo as a project: a character's photos (with their poses), a motion and a camera plan."""
+    folder = Path(folder)
+    photos = sorted((folder / "references").glob(f"{character}_*.png"))
+    if not photos:
+        raise UserError(f"the demo references are missing from {folder / 'references'}; "
+                        "re-create them with `freeview synth demo`")
+    project = Project()
+    for photo in photos:
+        project = add_reference(project, load_reference(photo))
+    project = set_motion(project, load_motion(folder / "motions" / f"{motion}.json"), motion)
+    timeline = CameraTimeline.load(folder / "camera" / f"{camera}.json")
+    timeline.check_frames(len(working_track(project)))
+    return replace(project, timeline=timeline)
 
 
 def load_project(path: str | Path) -> Project:

@@ -86,3 +86,11 @@ def test_studio_in_browser(page, running_app, studio_assets):  # noqa: F811
     src = page.locator("#fv-result video").get_attribute("src")
     assert src and ".mp4" in src, src
     _shot(page, "generate")
+
+    # One click: the shipped demo replaces the project (which is saved first)
+    page.locator("#fv-load-demo").click()
+    page.get_by_text("Loaded the demo").first.wait_for(timeout=120_000)
+    page.get_by_role("tab", name="References").click()
+    page.locator("#fv-gallery img").nth(2).wait_for(timeout=60_000)
+    assert page.locator("#fv-gallery img").count() == 3
+    _shot(page, "demo")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 import zipfile
@@ -316,6 +317,23 @@ def test_api_generation_with_gradio_client(running_app, studio_assets, tiny_mode
     info = probe_video(video)
     assert (info.width, info.height) == (128, 128) and info.frames >= 2
     assert "Done" in result[-1], result
+
+    # one click loads the shipped demo; the work it replaces is saved first, never lost
+    status = client.predict(api_name="/load_demo")[-1]
+    assert "Loaded the demo" in status and "saved as" in status, status
+    saved = list(Path(os.environ["FREEVIEW_STUDIO_OUTPUTS"]).glob("project-before-*.freeview"))
+    assert len(saved) == 1 and len(state.load_project(saved[0]).references) == 2
+
+
+def test_demo_project_is_the_shipped_demo(tmp_path):
+    from studio.app import ASSETS
+
+    proj = state.demo_project(ASSETS / "demo")
+    assert [e.shot for e in proj.references] == ["close-up", "medium", "wide"]
+    assert len(state.working_track(proj)) == 96 and proj.motion_name == "presenter"
+    assert len(proj.timeline.keyframes) == 2 and len(proj.timeline.cuts) == 1
+    with pytest.raises(UserError, match="freeview synth demo"):
+        state.demo_project(tmp_path)
 
 
 def test_preview_beside_keeps_the_left_height():
