@@ -48,7 +48,8 @@ class Landmarkers:
 @contextlib.contextmanager
 def native_stderr_quiet() -> Iterator[None]:
     """Silence what native code writes to stderr (mediapipe's LiteRT prints a dozen INFO/WARNING lines per model
-    load). Python exceptions still propagate; ``FREEVIEW_DEBUG=1`` keeps the lines."""
+    load). Python exceptions still propagate; ``FREEVIEW_DEBUG=1`` keeps the lines. The redirect is process-wide,
+    so it is held only for the duration of one mediapipe call."""
     if os.environ.get("FREEVIEW_DEBUG"):
         yield
         return
