@@ -111,8 +111,10 @@ def load_pipeline(
     target = pick_device(device)
     dtype = pick_dtype(target, precision)
     from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
 
     diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()  # the image encoder's "Loading weights" bar
     try:
         pipe = FreeViewPipeline.from_pretrained(path, dtype=dtype)
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
@@ -121,6 +123,7 @@ def load_pipeline(
         raise UserError(f"cannot load the model in {path}: {first}{hint}") from None
     finally:
         diffusers_logging.enable_progress_bar()
+        transformers_logging.enable_progress_bar()
     pipe.set_progress_bar_config(disable=True)
     pipe.sampling_defaults = sampling_defaults(path)
     pipe.vae.enable_slicing()

@@ -88,6 +88,7 @@ def test_cli_writes_a_playable_mp4_with_the_right_frames_and_fps(tmp_path, tiny_
     assert probe_video(preview).width == 2 * info.width
     assert corr.stat().st_size > 0
     assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
+    assert "Loading" not in r.stderr, r.stderr  # no library loading bars, only FreeView's own lines
 
 
 @pytest.mark.parametrize(
