@@ -19,6 +19,7 @@ import re
 import shutil
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -126,12 +127,13 @@ def step_generator(config: TrainConfig, rank: int, step: int) -> torch.Generator
     return torch.Generator().manual_seed(config.seed * 1_000_003 + rank * 10_007 + step)
 
 
-def trace(rank: int, record: dict) -> None:
-    """Tests: what each rank saw and did, one JSON line per record, when FREEVIEW_TRAIN_TRACE names a file stem."""
+def trace(rank: int, record: Callable[[], dict]) -> None:
+    """Tests: what each rank saw and did, one JSON line per record, when FREEVIEW_TRAIN_TRACE names a file stem.
+    ``record`` is called only then, so tracing costs nothing in a normal run."""
     stem = os.environ.get("FREEVIEW_TRAIN_TRACE")
     if stem:
         with open(f"{stem}.rank{rank}", "a") as fh:
-            fh.write(json.dumps({"rank": rank, **record}) + "\n")
+            fh.write(json.dumps({"rank": rank, **record()}) + "\n")
 
 
 def average_gradients(accelerator: Accelerator, params: list[torch.nn.Parameter]) -> None:
@@ -148,7 +150,7 @@ def average_gradients(accelerator: Accelerator, params: list[torch.nn.Parameter]
 def batch_for_step(dataset, config: TrainConfig, rank: int, step: int) -> dict:
     g = step_generator(config, rank, step)
     indices = torch.randint(len(dataset), (config.batch_size,), generator=g).tolist()
-    trace(rank, {"step": step, "indices": indices})
+    trace(rank, lambda: {"step": step, "indices": indices})
     samples = []
     for j, i in enumerate(indices):
         with torch.random.fork_rng():  # the dataset draws references from torch's RNG: pin it to (step, rank, j)
@@ -334,7 +336,8 @@ def train(config: TrainConfig, resume: str | None = None, *, max_steps: int | No
         if ema is not None:
             ema.step(params)
         if outside_ddp:
-            trace(rank, {"step": step, "image_encoder_sum": float(sum(p.detach().double().sum() for p in outside_ddp))})
+            trace(rank, lambda: {"step": step,
+                                 "image_encoder_sum": float(sum(p.detach().double().sum() for p in outside_ddp))})
         step += 1
         last_loss = accelerator.gather(loss.detach()[None]).mean().item()
         if accelerator.is_main_process and (step % config.log_every == 0 or step == stop):
