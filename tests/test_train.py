@@ -260,3 +260,28 @@ def test_the_scheduler_follows_the_training_objective():
     assert trained.config.prediction_type == "v_prediction"
     assert float(trained.alphas_cumprod[-1]) == 0.0
     assert training_scheduler(make_config("tiny-synthetic"), trained).config.rescale_betas_zero_snr  # None keeps the model's
+
+
+def test_timestep_bias_draws_the_noisy_end_more_often():
+    from train.loop import sample_timesteps, timestep_weights
+
+    uniform = make_config("tiny-synthetic")
+    assert torch.allclose(timestep_weights(uniform, 1000), torch.full((1000,), 1e-3, dtype=torch.float64))
+    later = make_config("tiny-synthetic", timestep_bias_strategy="later", timestep_bias_portion=0.25, timestep_bias_multiplier=3.0)
+    weights = timestep_weights(later, 1000)
+    assert float(weights[750:].sum()) == pytest.approx(0.5)  # 250 * 3 of 750 + 250 * 3
+    assert float(weights[:750].max()) < float(weights[750:].min())
+    drawn = sample_timesteps(later, 1000, 20000, torch.Generator().manual_seed(0))
+    assert drawn.min() >= 0 and drawn.max() <= 999
+    assert 0.47 < float((drawn >= 750).float().mean()) < 0.53
+    earlier = make_config("tiny-synthetic", timestep_bias_strategy="earlier", timestep_bias_portion=0.1, timestep_bias_multiplier=9.0)
+    assert float(timestep_weights(earlier, 1000)[:100].sum()) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("key, value", [("timestep_bias_strategy", "middle"), ("timestep_bias_portion", 0.0),
+                                        ("timestep_bias_multiplier", -1.0)])
+def test_bad_timestep_bias_is_one_clear_error(key, value):
+    from engine.errors import UserError
+
+    with pytest.raises(UserError, match=f"config: {key}="):
+        make_config("tiny-synthetic", **{key: value})

@@ -38,6 +38,11 @@ class TrainConfig:
     prediction_type: str = "epsilon"  # or "v_prediction"
     snr_gamma: float | None = None     # Min-SNR-gamma loss weighting (5.0 is the paper's value)
     zero_terminal_snr: bool | None = None  # rescale the noise schedule to zero terminal SNR (None: keep the model's)
+    # Draw some timesteps more often than others (diffusers' train_text_to_image_sdxl names): "later" weighs the
+    # noisiest `portion` of the schedule `multiplier` times, "earlier" the cleanest; "none" draws them uniformly.
+    timestep_bias_strategy: str = "none"
+    timestep_bias_portion: float = 0.25
+    timestep_bias_multiplier: float = 1.0
     reference_dropout: float = 0.1
     mixed_precision: str = "no"        # "no" | "fp16" | "bf16"
     gradient_checkpointing: bool = False
@@ -74,6 +79,12 @@ class TrainConfig:
             bad("reference_dropout", self.reference_dropout, "must be in [0, 1)")
         if self.snr_gamma is not None and not self.snr_gamma > 0:
             bad("snr_gamma", self.snr_gamma, "must be positive")
+        if self.timestep_bias_strategy not in ("none", "later", "earlier"):
+            bad("timestep_bias_strategy", self.timestep_bias_strategy, "must be 'none', 'later' or 'earlier'")
+        if not 0 < self.timestep_bias_portion <= 1:
+            bad("timestep_bias_portion", self.timestep_bias_portion, "must be in (0, 1]")
+        if not (math.isfinite(self.timestep_bias_multiplier) and self.timestep_bias_multiplier > 0):
+            bad("timestep_bias_multiplier", self.timestep_bias_multiplier, "must be a positive number")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             bad("ema_decay", self.ema_decay, "must be in (0, 1)")
         if self.lora_rank is not None and self.lora_rank < 1:

@@ -185,7 +185,7 @@ def diffusion_loss(config: TrainConfig, network, components: dict, batch: dict, 
         pixels = clip_pixels(rearrange((ref_images + 1) / 2, "b r c h w -> (b r) c h w"), image_encoder.config.image_size)
         ref_embeds = rearrange(image_encoder(pixels).image_embeds, "(b r) d -> b r d", b=b)
     noise = torch.randn(target.shape, generator=g).to(device)
-    timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (b,), generator=g).to(device)
+    timesteps = sample_timesteps(config, scheduler.config.num_train_timesteps, b, g).to(device)
     noisy = scheduler.add_noise(target, noise, timesteps)
     goal = noise if config.prediction_type == "epsilon" else scheduler.get_velocity(target, noise, timesteps)
     if drop:
@@ -194,6 +194,22 @@ def diffusion_loss(config: TrainConfig, network, components: dict, batch: dict, 
         pred = network(noisy, timesteps, ref_latents, ref_embeds, batch["ref_poses"][:, :refs], batch["target_poses"])
     loss = F.mse_loss(pred.float(), goal.float(), reduction="none").mean(dim=(1, 2, 3, 4))
     return (loss * snr_weights(config, scheduler, timesteps)).mean()
+
+
+def timestep_weights(config: TrainConfig, num_train_timesteps: int) -> torch.Tensor:
+    """Probability of drawing each training timestep (uniform unless ``timestep_bias_strategy`` says otherwise)."""
+    weights = torch.ones(num_train_timesteps, dtype=torch.float64)
+    if config.timestep_bias_strategy != "none":
+        portion = max(1, round(config.timestep_bias_portion * num_train_timesteps))
+        biased = slice(num_train_timesteps - portion, None) if config.timestep_bias_strategy == "later" else slice(0, portion)
+        weights[biased] *= config.timestep_bias_multiplier
+    return weights / weights.sum()
+
+
+def sample_timesteps(config: TrainConfig, num_train_timesteps: int, batch: int, g: torch.Generator) -> torch.Tensor:
+    if config.timestep_bias_strategy == "none":  # the uniform draw, unchanged
+        return torch.randint(0, num_train_timesteps, (batch,), generator=g)
+    return torch.multinomial(timestep_weights(config, num_train_timesteps), batch, replacement=True, generator=g)
 
 
 def snr_weights(config: TrainConfig, scheduler, timesteps: torch.Tensor) -> torch.Tensor:
