@@ -137,6 +137,8 @@ def test_harness_runs_variants_and_baselines(eval_data):
     rows = {(r["name"], r["refs"]): r for r in report["rows"]}
     for key in ("L1", "PSNR", "SSIM"):  # the stub is the mean-frame baseline
         assert rows[("R=2 close-up+wide", 2)][key] == pytest.approx(rows[("mean frame", 2)][key])
+    variants = [v for v in DEFAULT_VARIANTS if v.refs in (1, 2)]
+    assert len(stub.calls) == len(variants) * (len(cases) + 1)  # each variant: one untimed warm-up, then every case
     options = {(c["top_k"], c["disable_pcm"]) for c in stub.calls}
     assert ("all", False) in options and (None, True) in options and (None, False) in options
     assert report["skipped"] == metrics.unavailable_metrics()

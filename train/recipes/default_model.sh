@@ -3,12 +3,12 @@
 # Each step resumes where it stopped when run again (--resume latest).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-# The same people, motions and cameras twice: every clip in a new place, then every person in one place.
+# The same people, motions and cameras twice: every clip in a new place (for the autoencoder: many backgrounds),
+# then every person in one place (for the animation model: the references show the target's place).
 freeview synth make -o data/synth-clip --backdrop clip --identities 48 --eval-identities 6 --size 128 --seed 0
 freeview synth make -o data/synth --identities 48 --eval-identities 6 --size 128 --seed 0
 freeview train run --config train/configs/default-vae.yaml --resume latest
 freeview train run --config train/configs/default-image.yaml --resume latest
-freeview train run --config train/configs/default-image-refine.yaml --resume latest
 freeview train run --config train/configs/default-temporal.yaml --resume latest
-freeview train export runs/default-temporal/model -o assets/default_model --steps 4 --guidance 2.5 \
+freeview train export runs/default-temporal/model -o assets/default_model --steps 1 --guidance 1.0 \
     --card train/recipes/default_model_card.md
