@@ -143,12 +143,23 @@ def test_harness_runs_variants_and_baselines(eval_data):
     assert ("all", False) in options and (None, True) in options and (None, False) in options
     assert report["skipped"] == metrics.unavailable_metrics()
     assert "| R=2 PCM off | 2 |" in markdown_table(report)
+    assert report["target_shots"] == [c.shot for c in cases] and "PSNR by the target's shot" in markdown_table(report)
     pairs = {(tuple(c["first"]), tuple(c["second"])): c for c in report["comparisons"]}
     same = pairs[(("R=2 close-up+wide", 2), ("mean frame", 2))]  # the stub *is* the mean frame: no difference
     assert same["L1"] == {"mean": 0.0, "low": 0.0, "high": 0.0}
     assert (("R=4", 4), ("R=4 all tokens", 4)) not in pairs  # R=4 was not run
     assert "| R=2 close-up+wide | mean frame (R=2) | +0.00 [+0.00, +0.00]" in markdown_table(report)
     json.dumps(report, allow_nan=False)
+
+
+def test_markdown_splits_psnr_by_the_targets_shot():
+    row = {"name": "R=1 wide", "refs": 1, "L1": 1.0, "PSNR": 70 / 3, "SSIM": 0.5,
+           "per_case": {"L1": [1, 1, 1], "PSNR": [10.0, 20.0, 40.0], "SSIM": [0.5] * 3}}
+    report = {"rows": [row], "cases": 3, "target_shots": ["wide", "close-up", "wide"], "frames": 2, "size": 64,
+              "steps": 1, "guidance": 1.0}
+    table = markdown_table(report)
+    assert "| name | refs | close-up (1) | wide (2) |" in table  # no medium target: no medium column
+    assert "| R=1 wide | 1 | 20.00 | 25.00 |" in table
 
 
 def test_paired_difference_interval():

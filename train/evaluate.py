@@ -305,6 +305,7 @@ def evaluate(cases: list[Case], refs: list[int], generate: Callable | None = Non
         "comparisons": compare(rows, seed=seed),
         "skipped": unavailable_metrics(),
         "cases": len(cases),
+        "target_shots": [case.shot for case in cases],
         "frames": int(cases[0].frames.shape[0]) if cases else 0,
         "size": int(cases[0].frames.shape[1]) if cases else 0,
         "steps": steps,
@@ -361,6 +362,16 @@ def markdown_table(report: dict) -> str:
                  f"{report['steps']} step{'s' if report['steps'] != 1 else ''}, guidance {report['guidance']}.")
     for name, reason in report.get("skipped", {}).items():
         lines.append(f"- {name} skipped: {reason}")
+    shots = report.get("target_shots")
+    if shots:
+        present = [s for s in SHOTS if s in shots]
+        lines += ["", "PSNR by the target's shot (mean over the cases of that shot):", "",
+                  "| name | refs | " + " | ".join(f"{s} ({shots.count(s)})" for s in present) + " |",
+                  "|---|---:|" + "---:|" * len(present)]
+        for row in report["rows"]:
+            values = np.asarray(row["per_case"]["PSNR"])
+            means = [values[[t == s for t in shots]].mean() for s in present]
+            lines.append(f"| {row['name']} | {row['refs']} | " + " | ".join(f"{m:.2f}" for m in means) + " |")
     if report.get("comparisons"):
         lines += ["", "Paired differences, case by case (first minus second; 95% bootstrap interval over cases):", "",
                   "| first | second | ΔL1 (lower is better) | ΔPSNR | ΔSSIM |", "|---|---|---:|---:|---:|"]
