@@ -50,11 +50,13 @@ def extract_reference_pose(image: np.ndarray) -> np.ndarray:
 
 @dataclass
 class FreeViewPipelineOutput(BaseOutput):
-    """frames: ``(frames, height, width, 3)`` uint8 (None when interrupted).
+    """frames: ``(frames, height, width, 3)`` uint8 (None when interrupted or when latents were asked for).
+    latents: ``(1, channels, frames, h, w)`` the sampled latents, scaled, when ``output_type="latent"``.
     correlation: ``(frames, refs, h, w)`` float32 PCM maps, when asked for.
     timings: seconds spent in ``reference``, ``denoise`` and ``decode``."""
 
     frames: np.ndarray | None
+    latents: torch.Tensor | None = None
     correlation: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
     interrupted: bool = False
@@ -147,7 +149,8 @@ class FreeViewPipeline(DiffusionPipeline):
         normalised keypoints at the output framing (camera already applied).
         ``progress(step, steps, clip, clips)`` is called for every clip of every step;
         ``preview(step, image)`` after every step with the current estimate of the middle frame
-        ``(H, W, 3)`` uint8 (one extra VAE decode per step).
+        ``(H, W, 3)`` uint8 (one extra VAE decode per step). ``output_type="latent"`` returns the
+        sampled latents instead of decoded frames.
         """
         # 1. Check inputs
         target_poses = np.asarray(target_poses, dtype=np.float32)
@@ -156,8 +159,8 @@ class FreeViewPipeline(DiffusionPipeline):
         self.check_inputs(reference_images, reference_poses, target_poses, height, width, num_inference_steps, guidance_scale)
         if scheduler not in SCHEDULERS:
             raise ValueError(f"unknown scheduler {scheduler!r}; expected one of {', '.join(SCHEDULERS)}")
-        if output_type != "np":
-            raise ValueError(f"unknown output_type {output_type!r}; only 'np' is supported")
+        if output_type not in ("np", "latent"):
+            raise ValueError(f"unknown output_type {output_type!r}; expected 'np' or 'latent'")
         num_frames, refs = target_poses.shape[0], len(reference_images)
         windows = context_windows(num_frames, context_frames, context_overlap)
         weights = torch.from_numpy(aggregation_weights(windows, num_frames))
@@ -225,6 +228,10 @@ class FreeViewPipeline(DiffusionPipeline):
                     image = self.vae.decode(middle).sample[0].float().clamp(-1, 1)
                     preview(step, ((image + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy())
         timings["denoise"] = time.perf_counter() - start
+
+        if output_type == "latent":  # what the decoder stage of training learns from
+            self.maybe_free_model_hooks()
+            return FreeViewPipelineOutput(frames=None, latents=latents, timings=timings)
 
         # 5. Decode in chunks
         start = time.perf_counter()

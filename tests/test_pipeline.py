@@ -163,3 +163,13 @@ def test_preview_shows_the_estimate_after_every_step(pipe, scheduler):
     assert [step for step, _ in seen] == [0, 1, 2]
     assert all(image.shape == (SIZE, SIZE, 3) and image.dtype == np.uint8 for _, image in seen)
     assert out.frames is not None
+
+
+def test_latent_output_is_what_the_frames_are_decoded_from(pipe):
+    frames = run(pipe, seed=5, frames=3)
+    latents = run(pipe, seed=5, frames=3, output_type="latent")
+    assert latents.frames is None and latents.latents.shape == (1, 4, 3, SIZE // pipe.vae_scale_factor, SIZE // pipe.vae_scale_factor)
+    flat = latents.latents[0].permute(1, 0, 2, 3) / pipe.vae.config.scaling_factor
+    with torch.no_grad():
+        decoded = ((pipe.vae.decode(flat).sample.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    assert np.array_equal(decoded, frames.frames)

@@ -75,6 +75,54 @@ def test_loss_falls_overfitting_one_batch(dataset, tmp_path, stage, frames):
 
 
 @pytest.mark.slow
+def test_decoder_stage_learns_to_render_the_models_own_samples(dataset, tmp_path):
+    from engine.models.configs import build_components
+    from engine.pipeline import FreeViewPipeline
+    from train.loop import COMPONENTS, batch_for_step, decoder_loss, make_dataset, trainable_parameters
+    from engine.models.network import FreeViewNetwork
+
+    config = tiny(dataset, tmp_path, stage="decoder", init_from="unused", learning_rate=3e-3)
+    components = build_components("tiny", seed=0)
+    network = FreeViewNetwork(components["reference_unet"], components["denoising_unet"], components["pose_guider"], components["pcm"])
+    params = trainable_parameters(config, components, network)
+    vae = components["vae"]
+    assert {id(p) for p in params} == {id(p) for m in (vae.decoder, vae.post_quant_conv) for p in m.parameters()}
+    pipe = FreeViewPipeline(**{name: components[name] for name in COMPONENTS})
+    pipe.set_progress_bar_config(disable=True)
+    batch = batch_for_step(make_dataset(config), config, 0, 0)
+    encoder = {n: p.detach().clone() for n, p in vae.encoder.named_parameters()}
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate)
+    losses = []
+    for _ in range(25):
+        loss = decoder_loss(config, vae, pipe, batch, torch.Generator().manual_seed(0))
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    assert min(losses[-5:]) < 0.6 * losses[0], losses
+    assert all(torch.equal(encoder[n], p) for n, p in vae.encoder.named_parameters())  # the latent space stays
+
+
+@pytest.mark.slow
+def test_decoder_stage_keeps_everything_but_the_decoder(dataset, tmp_path):
+    from engine.pipeline import FreeViewPipeline
+    from train.loop import train
+
+    train(tiny(dataset, tmp_path / "a", steps=1, prediction_type="v_prediction", zero_terminal_snr=True))
+    source = FreeViewPipeline.from_pretrained(tmp_path / "a" / "model")
+    train(tiny(dataset, tmp_path / "b", stage="decoder", init_from=str(tmp_path / "a" / "model"), steps=2))
+    tuned = FreeViewPipeline.from_pretrained(tmp_path / "b" / "model")
+    same = lambda a, b: all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert not same(source.vae.decoder, tuned.vae.decoder)
+    for name in ("reference_unet", "denoising_unet", "pose_guider", "pcm", "image_encoder"):
+        assert same(getattr(source, name), getattr(tuned, name)), name
+    assert same(source.vae.encoder, tuned.vae.encoder)
+    assert tuned.vae.config.scaling_factor == source.vae.config.scaling_factor
+    # it trained no diffusion objective: the model keeps its own (the config's default is epsilon)
+    assert tuned.scheduler.config.prediction_type == "v_prediction" and tuned.scheduler.config.rescale_betas_zero_snr
+
+
+@pytest.mark.slow
 def test_lora_trains_only_adapters_and_exports_a_plain_model(dataset, tmp_path):
     from engine.pipeline import FreeViewPipeline
     from train.loop import export_model
@@ -154,6 +202,9 @@ def test_bad_configs(tmp_path):
     (tmp_path / "a.yaml").write_text("stage: image\nlearning_rat: 1\n")
     with pytest.raises(UserError, match="unknown key.*learning_rat"):
         load_config(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("stage: decoder\n")
+    with pytest.raises(UserError, match="init_from.*trained model for the decoder stage"):
+        load_config(tmp_path / "c.yaml")
     (tmp_path / "b.yaml").write_text("stage: sideways\n")
     with pytest.raises(UserError, match="stage"):
         load_config(tmp_path / "b.yaml")
@@ -285,3 +336,16 @@ def test_bad_timestep_bias_is_one_clear_error(key, value):
 
     with pytest.raises(UserError, match=f"config: {key}="):
         make_config("tiny-synthetic", **{key: value})
+
+
+def test_the_default_recipe_chains_its_four_steps():
+    order = ["default-vae", "default-image", "default-temporal", "default-decoder"]
+    configs = {p.stem: load_config(p) for p in (ROOT / "train" / "configs").glob("default-*.yaml")}
+    assert sorted(configs) == sorted(order)
+    assert [configs[n].stage for n in order] == ["vae", "image", "temporal", "decoder"]
+    for before, after in zip(order, order[1:]):
+        assert configs[after].init_from == f"{configs[before].output_dir}/model"
+    recipe = (ROOT / "train" / "recipes" / "default_model.sh").read_text().splitlines()
+    runs = [line.split("--config ")[1].split()[0] for line in recipe if line.startswith("freeview train run")]
+    assert runs == [f"train/configs/{n}.yaml" for n in order]
+    assert any(line.startswith(f"freeview train export {configs[order[-1]].output_dir}/model ") for line in recipe)

@@ -11,14 +11,16 @@ import yaml
 
 from engine.errors import UserError
 
-STAGES = ("vae", "image", "temporal")
+STAGES = ("vae", "image", "temporal", "decoder")
 
 
 @dataclass
 class TrainConfig:
     """One training run. ``stage``: ``vae`` (the small autoencoder of the embedded default),
-    ``image`` (stage 1: denoising UNet, reference UNet, pose guider and PCM) or ``temporal``
-    (stage 2: motion modules only, clips of ``frames`` frames)."""
+    ``image`` (stage 1: denoising UNet, reference UNet, pose guider and PCM), ``temporal``
+    (stage 2: motion modules only, clips of ``frames`` frames) or ``decoder`` (the VAE decoder
+    only, on the latents the trained model samples with ``sampling_steps``/``sampling_guidance``:
+    the encoder, hence the latent space, stays as it is)."""
 
     preset: str = "tiny-synthetic"   # the preset these values started from (informational)
     architecture: str = "default"    # engine.models.configs preset for a new model
@@ -57,6 +59,8 @@ class TrainConfig:
     num_workers: int = 0
     seed: int = 0
     kl_weight: float = 1e-6            # vae stage only
+    sampling_steps: int = 1            # decoder stage: the sampling the decoder is tuned to (the model's
+    sampling_guidance: float = 1.0     # recommended steps and guidance, as `freeview train export` records them)
 
     def validate(self) -> "TrainConfig":
         def bad(field: str, value, why: str):
@@ -70,7 +74,8 @@ class TrainConfig:
             bad("mixed_precision", self.mixed_precision, "must be 'no', 'fp16' or 'bf16'")
         if self.optimizer not in ("adamw", "adamw8bit"):
             bad("optimizer", self.optimizer, "must be 'adamw' or 'adamw8bit'")
-        for name in ("steps", "batch_size", "frames", "max_refs", "checkpoint_every", "keep_checkpoints", "log_every", "resolution"):
+        for name in ("steps", "batch_size", "frames", "max_refs", "checkpoint_every", "keep_checkpoints", "log_every", "resolution",
+                     "sampling_steps"):
             if getattr(self, name) < 1:
                 bad(name, getattr(self, name), "must be at least 1")
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
@@ -89,6 +94,10 @@ class TrainConfig:
             bad("ema_decay", self.ema_decay, "must be in (0, 1)")
         if self.lora_rank is not None and self.lora_rank < 1:
             bad("lora_rank", self.lora_rank, "must be at least 1")
+        if not self.sampling_guidance >= 1:
+            bad("sampling_guidance", self.sampling_guidance, "must be >= 1 (1 turns classifier-free guidance off)")
+        if self.stage == "decoder" and self.init_from is None:
+            bad("init_from", None, "must name a trained model for the decoder stage (it learns from the model's samples)")
         if self.stage == "temporal" and self.frames < 2:
             bad("frames", self.frames, "must be at least 2 for the temporal stage")
         return self

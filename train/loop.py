@@ -62,7 +62,10 @@ def load_components(config: TrainConfig) -> dict:
 
 
 def training_scheduler(config: TrainConfig, scheduler):
-    """The model's scheduler with the objective this run trains, so the exported model samples with it."""
+    """The model's scheduler with the objective this run trains, so the exported model samples with it
+    (the decoder stage trains no diffusion objective: it samples with the model's own)."""
+    if config.stage == "decoder":
+        return scheduler
     overrides = {"prediction_type": config.prediction_type}
     if config.zero_terminal_snr is not None:
         overrides["rescale_betas_zero_snr"] = config.zero_terminal_snr
@@ -90,6 +93,9 @@ def trainable_parameters(config: TrainConfig, components: dict, network: FreeVie
             module.requires_grad_(False)
     if config.stage == "vae":
         modules = [components["vae"]]
+    elif config.stage == "decoder":
+        vae = components["vae"]
+        modules = [vae.decoder] + ([vae.post_quant_conv] if vae.post_quant_conv is not None else [])
     elif config.stage == "image":
         modules = [network.reference_unet, network.denoising_unet, network.pose_guider, network.pcm]
         if config.train_image_encoder:
@@ -156,7 +162,8 @@ def batch_for_step(dataset, config: TrainConfig, rank: int, step: int) -> dict:
         with torch.random.fork_rng():  # the dataset draws references from torch's RNG: pin it to (step, rank, j)
             torch.manual_seed(int(torch.randint(2**62, (1,), generator=g)))
             samples.append(dataset[i])
-    return {k: torch.stack([s[k] for s in samples]) for k in ("ref_images", "ref_poses", "target_images", "target_poses")}
+    keys = ("ref_images", "ref_poses", "target_images", "target_poses", "ref_keypoints", "target_keypoints")
+    return {k: torch.stack([s[k] for s in samples]) for k in keys}
 
 
 # -- losses -----------------------------------------------------------------------------------------
@@ -166,6 +173,27 @@ def vae_loss(config: TrainConfig, vae, batch: dict, g: torch.Generator) -> torch
     latents = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=g).to(images)
     recon = vae.decode(latents).sample
     return F.l1_loss(recon, images) + F.mse_loss(recon, images) + config.kl_weight * posterior.kl().mean()
+
+
+def decoder_loss(config: TrainConfig, vae, pipe: FreeViewPipeline, batch: dict, g: torch.Generator) -> torch.Tensor:
+    """The decoder learns to turn the latents the trained model samples (as it will at inference) into the
+    real frames: for a model sampled in few steps those latents are smoother than the encoder's, and a decoder
+    that has only seen the encoder's renders them blurrier than it must."""
+    b, f, _, h, w = batch["target_images"].shape
+    refs = int(torch.randint(1, batch["ref_images"].shape[1] + 1, (1,), generator=g))
+    ref_images = ((batch["ref_images"][:, :refs] + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 1, 3, 4, 2).cpu().numpy()
+    latents = []
+    for i in range(b):
+        seed = int(torch.randint(2**62, (1,), generator=g))
+        out = pipe(list(ref_images[i]), list(batch["ref_keypoints"][i, :refs].cpu().numpy()),
+                   batch["target_keypoints"][i].cpu().numpy(), height=h, width=w,
+                   num_inference_steps=config.sampling_steps, guidance_scale=config.sampling_guidance,
+                   generator=torch.Generator().manual_seed(seed), output_type="latent")
+        latents.append(out.latents)
+    latents = rearrange(torch.cat(latents), "b c f h w -> (b f) c h w") / vae.config.scaling_factor
+    recon = vae.decode(latents.to(batch["target_images"])).sample
+    images = rearrange(batch["target_images"], "b f c h w -> (b f) c h w")
+    return F.l1_loss(recon, images) + F.mse_loss(recon, images)
 
 
 def diffusion_loss(config: TrainConfig, network, components: dict, batch: dict, g: torch.Generator) -> torch.Tensor:
@@ -306,7 +334,7 @@ def train(config: TrainConfig, resume: str | None = None, *, max_steps: int | No
             unet.enable_gradient_checkpointing()
     optimizer = make_optimizer(config, params)
     lr_scheduler = get_scheduler("constant_with_warmup", optimizer, num_warmup_steps=config.warmup_steps)
-    model = components["vae"] if config.stage == "vae" else network
+    model = components["vae"] if config.stage in ("vae", "decoder") else network
     model, optimizer, lr_scheduler = accelerator.prepare(model, optimizer, lr_scheduler)
     ema = EMAModel(params, decay=config.ema_decay) if config.ema_decay else None
     if ema is not None:
@@ -316,6 +344,11 @@ def train(config: TrainConfig, resume: str | None = None, *, max_steps: int | No
     components["image_encoder"].train(config.train_image_encoder and config.stage == "image")
     outside_ddp = [p for p in components["image_encoder"].parameters() if p.requires_grad] if config.stage == "image" else []
     dataset = make_dataset(config)
+    sampler = None
+    if config.stage == "decoder":  # the frozen animation model, sampling the latents the decoder learns from
+        sampler = FreeViewPipeline(**{name: components[name] for name in COMPONENTS})
+        sampler.set_progress_bar_config(disable=True)
+        network.eval()
 
     step = 0
     checkpoint = resolve_resume(output_dir, resume)
@@ -340,6 +373,8 @@ def train(config: TrainConfig, resume: str | None = None, *, max_steps: int | No
         with accelerator.accumulate(model):
             if config.stage == "vae":
                 loss = vae_loss(config, accelerator.unwrap_model(model), batch, g)
+            elif config.stage == "decoder":
+                loss = decoder_loss(config, accelerator.unwrap_model(model), sampler, batch, g)
             else:
                 loss = diffusion_loss(config, model, components, batch, g)
             accelerator.backward(loss)

@@ -10,5 +10,6 @@ freeview synth make -o data/synth --identities 48 --eval-identities 6 --size 128
 freeview train run --config train/configs/default-vae.yaml --resume latest
 freeview train run --config train/configs/default-image.yaml --resume latest
 freeview train run --config train/configs/default-temporal.yaml --resume latest
-freeview train export runs/default-temporal/model -o assets/default_model --steps 1 --guidance 1.0 \
+freeview train run --config train/configs/default-decoder.yaml --resume latest
+freeview train export runs/default-decoder/model -o assets/default_model --steps 1 --guidance 1.0 \
     --card train/recipes/default_model_card.md
