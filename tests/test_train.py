@@ -246,13 +246,14 @@ def test_kill_9_then_resume_continues_exactly(dataset, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_processes_see_different_data_and_write_one_checkpoint(dataset, tmp_path):
+@pytest.mark.parametrize("stage", ["image", "vae"])
+def test_two_processes_see_different_data_and_write_one_checkpoint(dataset, tmp_path, stage):
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    config = tiny(dataset, tmp_path / "ddp", steps=2, checkpoint_every=2, train_image_encoder=True)
+    config = tiny(dataset, tmp_path / "ddp", stage=stage, steps=2, checkpoint_every=2, train_image_encoder=True)
     path = tmp_path / "ddp.yaml"
     path.write_text(config_to_yaml(config))
     trace = tmp_path / "trace"
@@ -267,8 +268,9 @@ def test_two_processes_see_different_data_and_write_one_checkpoint(dataset, tmp_
     records = {r: [json.loads(line) for line in Path(f"{trace}.rank{r}").read_text().splitlines()] for r in (0, 1)}
     seen = {r: [x["indices"] for x in records[r] if "indices" in x] for r in (0, 1)}
     assert len(seen[0]) == len(seen[1]) == 2 and seen[0] != seen[1]
-    # the image encoder trains outside DDP: its gradients are averaged by hand, so both ranks keep the same weights
-    sums = {r: [x["image_encoder_sum"] for x in records[r] if "image_encoder_sum" in x] for r in (0, 1)}
+    # the image encoder (stage 1) and the autoencoder (its own encode/decode) train outside DDP's forward pass:
+    # their gradients are averaged by hand, so both ranks keep the same weights
+    sums = {r: [x["outside_ddp_sum"] for x in records[r] if "outside_ddp_sum" in x] for r in (0, 1)}
     assert len(sums[0]) == 2 and sums[0] == pytest.approx(sums[1], rel=1e-9, abs=1e-9)
 
 

@@ -342,7 +342,14 @@ def train(config: TrainConfig, resume: str | None = None, *, max_steps: int | No
     for name in ("vae", "image_encoder"):
         components[name].to(accelerator.device)
     components["image_encoder"].train(config.train_image_encoder and config.stage == "image")
-    outside_ddp = [p for p in components["image_encoder"].parameters() if p.requires_grad] if config.stage == "image" else []
+    # Trained outside the DDP-wrapped forward pass, so DDP does not average their gradients: averaged by hand.
+    # (The image encoder in stage 1; everything the autoencoder stages train, as they call the VAE's encode/decode.)
+    if config.stage in ("vae", "decoder"):
+        outside_ddp = params
+    elif config.stage == "image":
+        outside_ddp = [p for p in components["image_encoder"].parameters() if p.requires_grad]
+    else:
+        outside_ddp = []
     dataset = make_dataset(config)
     sampler = None
     if config.stage == "decoder":  # the frozen animation model, sampling the latents the decoder learns from
@@ -388,7 +395,7 @@ def train(config: TrainConfig, resume: str | None = None, *, max_steps: int | No
             ema.step(params)
         if outside_ddp:
             trace(rank, lambda: {"step": step,
-                                 "image_encoder_sum": float(sum(p.detach().double().sum() for p in outside_ddp))})
+                                 "outside_ddp_sum": float(sum(p.detach().double().sum() for p in outside_ddp))})
         step += 1
         last_loss = accelerator.gather(loss.detach()[None]).mean().item()
         if accelerator.is_main_process and (step % config.log_every == 0 or step == stop):
