@@ -205,6 +205,9 @@ def test_bad_configs(tmp_path):
     (tmp_path / "c.yaml").write_text("stage: decoder\n")
     with pytest.raises(UserError, match="init_from.*trained model for the decoder stage"):
         load_config(tmp_path / "c.yaml")
+    (tmp_path / "d.yaml").write_text("stage: decoder\ninit_from: runs/x/model\nlora_rank: 4\n")
+    with pytest.raises(UserError, match="lora_rank.*image and temporal stages, not 'decoder'"):
+        load_config(tmp_path / "d.yaml")
     (tmp_path / "b.yaml").write_text("stage: sideways\n")
     with pytest.raises(UserError, match="stage"):
         load_config(tmp_path / "b.yaml")

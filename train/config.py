@@ -94,6 +94,8 @@ class TrainConfig:
             bad("ema_decay", self.ema_decay, "must be in (0, 1)")
         if self.lora_rank is not None and self.lora_rank < 1:
             bad("lora_rank", self.lora_rank, "must be at least 1")
+        if self.lora_rank is not None and self.stage not in ("image", "temporal"):
+            bad("lora_rank", self.lora_rank, f"adapts the UNets: it applies to the image and temporal stages, not {self.stage!r}")
         if not self.sampling_guidance >= 1:
             bad("sampling_guidance", self.sampling_guidance, "must be >= 1 (1 turns classifier-free guidance off)")
         if self.stage == "decoder" and self.init_from is None:
