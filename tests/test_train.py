@@ -77,10 +77,11 @@ def test_loss_falls_overfitting_one_batch(dataset, tmp_path, stage, frames):
 @pytest.mark.slow
 def test_decoder_stage_learns_to_render_the_models_own_samples(dataset, tmp_path):
     from engine.models.configs import build_components
+    from engine.models.network import FreeViewNetwork
     from engine.pipeline import FreeViewPipeline
     from train.loop import COMPONENTS, batch_for_step, decoder_loss, make_dataset, trainable_parameters
-    from engine.models.network import FreeViewNetwork
 
+    # the components are built here, so init_from is only there to pass the config's check
     config = tiny(dataset, tmp_path, stage="decoder", init_from="unused", learning_rate=3e-3)
     components = build_components("tiny", seed=0)
     network = FreeViewNetwork(components["reference_unet"], components["denoising_unet"], components["pose_guider"], components["pcm"])

@@ -355,7 +355,7 @@ def train(config: TrainConfig, resume: str | None = None, *, max_steps: int | No
     if config.stage == "decoder":  # the frozen animation model, sampling the latents the decoder learns from
         sampler = FreeViewPipeline(**{name: components[name] for name in COMPONENTS})
         sampler.set_progress_bar_config(disable=True)
-        network.eval()
+        network.to(accelerator.device).eval()  # not prepared by accelerate in this stage: placed here
 
     step = 0
     checkpoint = resolve_resume(output_dir, resume)
