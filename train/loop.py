@@ -179,7 +179,7 @@ def decoder_loss(config: TrainConfig, vae, pipe: FreeViewPipeline, batch: dict, 
     """The decoder learns to turn the latents the trained model samples (as it will at inference) into the
     real frames: for a model sampled in few steps those latents are smoother than the encoder's, and a decoder
     that has only seen the encoder's renders them blurrier than it must."""
-    b, f, _, h, w = batch["target_images"].shape
+    b, _, _, h, w = batch["target_images"].shape
     refs = int(torch.randint(1, batch["ref_images"].shape[1] + 1, (1,), generator=g))
     ref_images = ((batch["ref_images"][:, :refs] + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 1, 3, 4, 2).cpu().numpy()
     latents = []
