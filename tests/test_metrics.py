@@ -114,12 +114,16 @@ class StubPipeline:
         self.calls = []
 
     def __call__(self, reference_images, reference_poses, target_poses, height, width, num_inference_steps,
-                 guidance_scale, generator, top_k=None, disable_pcm=False, output_type="np"):
-        self.calls.append(dict(refs=len(reference_images), top_k=top_k, disable_pcm=disable_pcm, steps=num_inference_steps))
+                 guidance_scale, generator, top_k=None, disable_pcm=False, output_type="np", return_correlation=False):
+        self.calls.append(dict(refs=len(reference_images), top_k=top_k, disable_pcm=disable_pcm, steps=num_inference_steps,
+                               correlation=return_correlation))
         assert len(reference_poses) == len(reference_images) and target_poses.shape[1:] == (128, 3)
         frames = mean_frame_baseline(reference_images, len(target_poses))
         assert frames.shape[1:3] == (height, width)
-        return SimpleNamespace(frames=frames)
+        # Correlation maps where the last reference is the only one that matters.
+        correlation = np.zeros((len(target_poses), len(reference_images), 4, 4), np.float32)
+        correlation[:, -1] = 0.5
+        return SimpleNamespace(frames=frames, correlation=correlation if return_correlation else None)
 
 
 def test_harness_runs_variants_and_baselines(eval_data):
@@ -149,7 +153,33 @@ def test_harness_runs_variants_and_baselines(eval_data):
     assert same["L1"] == {"mean": 0.0, "low": 0.0, "high": 0.0}
     assert (("R=4", 4), ("R=4 all tokens", 4)) not in pairs  # R=4 was not run
     assert "| R=2 close-up+wide | mean frame (R=2) | +0.00 [+0.00, +0.00]" in markdown_table(report)
+    # What the selection keeps: asked for only where the PCM chooses between references.
+    asked = {(c["refs"], c["disable_pcm"], c["top_k"]) for c in stub.calls if c["correlation"]}
+    assert asked == {(2, False, None)}
+    assert "selection" not in rows[("R=2 PCM off", 2)] and "selection" not in rows[("R=1 wide", 1)]
+    kept = rows[("R=2 close-up+wide", 2)]["selection"]
+    assert kept["reference_shots"] == ["close-up", "wide"] and len(kept["share"]) == len(cases)
+    assert kept["share"][0] == [0.0, 1.0] and kept["mean_correlation"][0] == [0.0, 0.5]  # one reference's worth: all wide
+    assert "selection" not in rows[("R=2 all tokens", 2)]  # every token kept: nothing chosen
+    same_shot = sum(c.shot == cases[0].shot for c in cases)
+    assert (f"| R=2 close-up+wide | {cases[0].shot} ({same_shot}) | close-up 0% (+0.000), wide 100% (+0.500) |"
+            in markdown_table(report))
     json.dumps(report, allow_nan=False)
+
+
+def test_selection_summary_counts_the_kept_cells_of_each_reference():
+    from train.evaluate import selection_summary
+
+    correlation = np.zeros((2, 3, 2, 2), np.float32)  # 2 frames, 3 references, 4 cells each
+    correlation[:, 0, 0] = 1.0            # reference 0: its top row is the best match
+    correlation[:, 1] = 0.5               # reference 1: everywhere good
+    correlation[:, 2] = -1.0              # reference 2: never
+    summary = selection_summary(correlation, None)  # one reference's worth: 4 of 12 cells
+    assert summary["share"] == pytest.approx([0.5, 0.5, 0.0])
+    assert summary["mean_correlation"] == pytest.approx([0.5, 0.5, -1.0])
+    # 10 cells: all of references 0 and 1, then the two best left, both of reference 2
+    assert selection_summary(correlation, 2.5)["share"] == pytest.approx([0.4, 0.4, 0.2])
+    assert selection_summary(correlation, "all")["share"] == pytest.approx([1 / 3] * 3)
 
 
 def test_markdown_splits_psnr_by_the_targets_shot():

@@ -11,6 +11,10 @@ non-learned baselines run on the same references:
   keypoints it shares with the target match their centre and spread;
 * ``mean frame``: the mean of the references.
 
+For the model variants where the PCM chooses between references (R > 1, PCM on,
+top-K), the report also says which reference the kept tokens come from, by the
+target's shot (:func:`selection_summary`).
+
 Variants are data: :data:`DEFAULT_VARIANTS`, or a JSON list passed with
 ``--variants`` (``[{"name": ..., "shots": ["close-up", "wide"], "options": {"top_k": "all"}}]``;
 a shot ``"any"`` takes any clip other than the target's).
@@ -286,20 +290,30 @@ def evaluate(cases: list[Case], refs: list[int], generate: Callable | None = Non
 
         for variant in chosen:
             options = {"top_k": None, "disable_pcm": False, **variant.options}
+            # Which reference the selection draws on: only where the PCM makes a choice.
+            analyse = variant.refs > 1 and not options["disable_pcm"] and options["top_k"] != "all"
+            kept: dict[int, dict] = {}  # id(case) -> selection summary (the warm-up case is overwritten)
 
-            def run(case, variant=variant, options=options):
+            def run(case, variant=variant, options=options, analyse=analyse, kept=kept):
                 images, poses = references(case, variant)
                 h, w = case.frames.shape[1:3]
                 out = generate(
                     reference_images=images, reference_poses=poses, target_poses=case.keypoints,
                     height=h, width=w, num_inference_steps=steps, guidance_scale=guidance,
                     generator=torch.Generator().manual_seed(seed), output_type="np", **options,
+                    **({"return_correlation": True} if analyse else {}),
                 )
+                if analyse and out.correlation is not None:
+                    kept[id(case)] = selection_summary(out.correlation, options["top_k"])
                 return np.asarray(out.frames)
 
             score(variant.name, variant.refs, run, {"references": "+".join(variant.shots), "kind": "model",
                                                     "options": {k: v for k, v in variant.options.items()}},
                   warm_up=True)
+            if kept:
+                per_case = [kept[id(c)] for c in cases]
+                rows[-1]["selection"] = {"reference_shots": list(variant.shots),
+                                         **{key: [s[key] for s in per_case] for key in ("share", "mean_correlation")}}
     return {
         "rows": rows,
         "comparisons": compare(rows, seed=seed),
@@ -312,6 +326,26 @@ def evaluate(cases: list[Case], refs: list[int], generate: Callable | None = Non
         "guidance": guidance,
         "seed": seed,
     }
+
+
+def selection_summary(correlation: np.ndarray, top_k: float | str | None) -> dict:
+    """What the top-K selection keeps of each reference, from the PCM's maps ``(frames, refs, h, w)``.
+
+    ``share``: the fraction of the kept correlation cells that belong to each reference, with K
+    as the network takes it (``top_k`` references' worth) at the PCM's own resolution — the
+    network selects at every layer's resolution from these maps, interpolated. ``mean_correlation``:
+    each reference's mean R (its tokens are weighted by 1 + R). Both averaged over frames.
+    """
+    import torch
+
+    from engine.models.network import tokens_per_layer_k
+    from engine.models.selection import select_token_indices
+
+    frames, refs, h, w = correlation.shape
+    scores = torch.from_numpy(np.ascontiguousarray(correlation, dtype=np.float32)).reshape(frames, refs * h * w)
+    owner = select_token_indices(scores, tokens_per_layer_k(top_k, h * w, refs)) // (h * w)
+    share = [float((owner == r).float().mean()) for r in range(refs)]
+    return {"share": share, "mean_correlation": [float(x) for x in correlation.mean(axis=(0, 2, 3))]}
 
 
 def paired_difference(a, b, samples: int = 2000, seed: int = 0) -> dict:
@@ -372,6 +406,19 @@ def markdown_table(report: dict) -> str:
             values = np.asarray(row["per_case"]["PSNR"])
             means = [values[[t == s for t in shots]].mean() for s in present]
             lines.append(f"| {row['name']} | {row['refs']} | " + " | ".join(f"{m:.2f}" for m in means) + " |")
+    selected = [row for row in report["rows"] if row.get("selection")]
+    if selected and shots:
+        lines += ["", "What the selection keeps, by the target's shot: each reference's share of the top-K correlation "
+                      "cells (at the PCM's resolution) and, in brackets, its mean correlation R (tokens are weighted by 1 + R):",
+                  "", "| name | target shot | kept from each reference |", "|---|---|---|"]
+        for row in selected:
+            sel = row["selection"]
+            share, corr = np.asarray(sel["share"]), np.asarray(sel["mean_correlation"])
+            for s in [s for s in SHOTS if s in shots]:
+                mask = np.asarray([t == s for t in shots])
+                cells = ", ".join(f"{ref} {100 * a:.0f}% ({c:+.3f})"
+                                  for ref, a, c in zip(sel["reference_shots"], share[mask].mean(0), corr[mask].mean(0)))
+                lines.append(f"| {row['name']} | {s} ({int(mask.sum())}) | {cells} |")
     if report.get("comparisons"):
         lines += ["", "Paired differences, case by case (first minus second; 95% bootstrap interval over cases):", "",
                   "| first | second | ΔL1 (lower is better) | ΔPSNR | ΔSSIM |", "|---|---|---:|---:|---:|"]
