@@ -147,6 +147,34 @@ def test_training_samples_take_references_from_other_shots(dataset):
     assert eval_ds[0]["ref_clips"] == sample["ref_clips"]  # the eval split is deterministic
 
 
+def test_reference_shots_other_or_any():
+    from train.synth.dataset import reference_candidates
+
+    clips = [{"file": f"{who}_{shot}{n}", "identity": who, "shot": shot}
+             for who in ("a", "b") for shot in ("close-up", "wide") for n in (0, 1)]
+    target = clips[0]  # a, close-up, clip 0
+    assert [c["file"] for c in reference_candidates(clips, target)] == ["a_wide0", "a_wide1"]
+    assert [c["file"] for c in reference_candidates(clips, target, "any")] == ["a_close-up1", "a_wide0", "a_wide1"]
+    with pytest.raises(ValueError, match="reference shots"):
+        reference_candidates(clips, target, "same")
+
+
+def test_any_shot_references_include_the_targets_shot_but_never_its_clip(tmp_path):
+    root = tmp_path / "two-of-each"  # two clips of every shot: a cut back to the target's framing exists
+    make_dataset(root, MakeSettings(identities=1, eval_identities=0, size=128, seed=4, clips_per_identity=6, frames=1))
+    index = json.loads((root / "index.json").read_text())
+    shot_of = {c["file"]: (c["identity"], c["shot"]) for c in index["clips"]}
+    same_shot = {}
+    for shots in ("other", "any"):
+        ds = SynthDataset(root, split="train", num_refs=4, num_frames=1, seed=1, reference_shots=shots)
+        same_shot[shots] = 0
+        for sample in (ds[i] for i in range(len(ds))):
+            refs = sample["ref_clips"].split(",")
+            assert sample["target_clip"] not in refs and {shot_of[r][0] for r in refs} == {sample["identity"]}
+            same_shot[shots] += sum(shot_of[r][1] == sample["target_shot"] for r in refs)
+    assert same_shot["other"] == 0 and same_shot["any"] > 0
+
+
 def test_backdrop_is_one_place_per_identity_or_one_per_clip():
     def places(backdrop: str) -> dict[str, set]:
         settings = MakeSettings(**{**SMALL.__dict__, "frames": 1, "backdrop": backdrop})

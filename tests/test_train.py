@@ -209,6 +209,9 @@ def test_bad_configs(tmp_path):
     (tmp_path / "d.yaml").write_text("stage: decoder\ninit_from: runs/x/model\nlora_rank: 4\n")
     with pytest.raises(UserError, match="lora_rank.*image and temporal stages, not 'decoder'"):
         load_config(tmp_path / "d.yaml")
+    (tmp_path / "e.yaml").write_text("stage: image\nreference_shots: same\n")
+    with pytest.raises(UserError, match="reference_shots='same' must be 'other' or 'any'"):
+        load_config(tmp_path / "e.yaml")
     (tmp_path / "b.yaml").write_text("stage: sideways\n")
     with pytest.raises(UserError, match="stage"):
         load_config(tmp_path / "b.yaml")

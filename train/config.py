@@ -33,6 +33,7 @@ class TrainConfig:
     batch_size: int = 8
     frames: int = 1
     max_refs: int = 3
+    reference_shots: str = "other"    # where references come from: "other" shots than the target's, or "any" other clip
     learning_rate: float = 2e-4
     warmup_steps: int = 100
     weight_decay: float = 0.0
@@ -72,6 +73,8 @@ class TrainConfig:
             bad("prediction_type", self.prediction_type, "must be 'epsilon' or 'v_prediction'")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
             bad("mixed_precision", self.mixed_precision, "must be 'no', 'fp16' or 'bf16'")
+        if self.reference_shots not in ("other", "any"):
+            bad("reference_shots", self.reference_shots, "must be 'other' or 'any'")
         if self.optimizer not in ("adamw", "adamw8bit"):
             bad("optimizer", self.optimizer, "must be 'adamw' or 'adamw8bit'")
         for name in ("steps", "batch_size", "frames", "max_refs", "checkpoint_every", "keep_checkpoints", "log_every", "resolution",

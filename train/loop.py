@@ -123,7 +123,7 @@ def make_dataset(config: TrainConfig, split: str = "train"):
     if not (root / "index.json").exists():
         raise UserError(f"data: {root} holds no dataset (no index.json); make one with `freeview synth make` or `freeview train prepare`")
     dataset = SynthDataset(root, split=split, num_refs=config.max_refs, num_frames=config.frames, size=config.resolution,
-                           cache_clips=100_000)
+                           cache_clips=100_000, reference_shots=config.reference_shots)
     if len(dataset) == 0:
         raise UserError(f"data: {root} has no {split} samples")
     return dataset

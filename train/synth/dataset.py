@@ -187,9 +187,16 @@ def load_index(root: str | Path) -> dict:
     return index
 
 
-def reference_candidates(clips: list[dict], target: dict) -> list[dict]:
-    """Clips of the target's identity with another shot type than the target's (where references come from)."""
-    return [c for c in clips if c["identity"] == target["identity"] and c["shot"] != target["shot"]]
+REFERENCE_SHOTS = ("other", "any")
+
+
+def reference_candidates(clips: list[dict], target: dict, shots: str = "other") -> list[dict]:
+    """Clips of the target's identity that references come from: of another shot type than the
+    target's (``shots="other"``), or any clip but the target's own (``"any"``: its shot type included)."""
+    if shots not in REFERENCE_SHOTS:
+        raise ValueError(f"reference shots must be one of {', '.join(REFERENCE_SHOTS)}, got {shots!r}")
+    same_person = [c for c in clips if c["identity"] == target["identity"] and c["file"] != target["file"]]
+    return same_person if shots == "any" else [c for c in same_person if c["shot"] != target["shot"]]
 
 
 class SynthDataset(Dataset):
@@ -197,7 +204,7 @@ class SynthDataset(Dataset):
 
     Each item is a window of ``num_frames`` consecutive frames of one clip (the
     target) and ``num_refs`` reference frames drawn from *other shots* of the
-    same identity, in random order. Returns torch tensors::
+    same identity (``reference_shots="any"``: from any other clip of it), in random order. Returns torch tensors::
 
         ref_images       (M, 3, H, W) float in [-1, 1]
         ref_poses        (M, 3, H, W) float in [0, 1]   (DWPose-style pose images)
@@ -214,7 +221,7 @@ class SynthDataset(Dataset):
     """
 
     def __init__(self, root: str | Path, split: str = "train", num_refs: int = 4, num_frames: int = 1,
-                 size: int | None = None, seed: int | None = None, cache_clips: int = 8):
+                 size: int | None = None, seed: int | None = None, cache_clips: int = 8, reference_shots: str = "other"):
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
         if num_refs < 1 or num_frames < 1:
@@ -223,6 +230,7 @@ class SynthDataset(Dataset):
         self.index = load_index(self.root)
         self.split = split
         self.num_refs = num_refs
+        self.reference_shots = reference_shots
         self.num_frames = num_frames
         self.size = int(size or self.index["size"])
         self.seed = seed
@@ -233,8 +241,9 @@ class SynthDataset(Dataset):
         for ci, clip in enumerate(self.clips):
             if clip["frames"] < num_frames:
                 raise ValueError(f"clip {clip['file']} has {clip['frames']} frames, fewer than num_frames={num_frames}")
-            if not reference_candidates(self.clips, clip):
-                raise UserError(f"identity {clip['identity']} has no clip of a shot other than {clip['shot']}")
+            if not reference_candidates(self.clips, clip, reference_shots):
+                where = "other clip" if reference_shots == "any" else f"clip of a shot other than {clip['shot']}"
+                raise UserError(f"identity {clip['identity']} has no {where} to take references from")
             self.windows += [(ci, s) for s in range(clip["frames"] - num_frames + 1)]
         self._cache: OrderedDict[str, dict] = OrderedDict()
         self._cache_size = cache_clips
@@ -278,7 +287,7 @@ class SynthDataset(Dataset):
         target_kp = data["keypoints"][start:stop]
         target_images, target_poses = self._tensors(list(data["frames"][start:stop]), target_kp)
 
-        candidates = reference_candidates(self.clips, target)
+        candidates = reference_candidates(self.clips, target, self.reference_shots)
         ref_frames, ref_kp, ref_clips, ref_shots = [], [], [], []
         for _ in range(self.num_refs):
             ref = candidates[int(rng.integers(len(candidates)))]
