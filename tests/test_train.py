@@ -144,12 +144,18 @@ def test_lora_trains_only_adapters_and_exports_a_plain_model(dataset, tmp_path):
 
 
 @pytest.mark.slow
-def test_train_writes_checkpoints_samples_and_logs(dataset, tmp_path):
+def test_train_writes_checkpoints_samples_and_logs(dataset, tmp_path, monkeypatch):
+    from engine.pipeline import FreeViewPipeline
     from train.loop import checkpoints, train
 
-    config = tiny(dataset, tmp_path, steps=4, checkpoint_every=2, keep_checkpoints=1, sample_every=4)
+    sampled, call = [], FreeViewPipeline.__call__
+    monkeypatch.setattr(FreeViewPipeline, "__call__", lambda self, *a, **k: sampled.append(
+        (k["num_inference_steps"], k["guidance_scale"])) or call(self, *a, **k))
+    config = tiny(dataset, tmp_path, steps=4, checkpoint_every=2, keep_checkpoints=1, sample_every=4,
+                  sampling_steps=2, sampling_guidance=1.5)
     result = train(config)
     assert result["step"] == 4
+    assert sampled == [(2, 1.5)]  # the preview samples as the model will be used
     assert [p.name for p in checkpoints(tmp_path)] == ["step-0000004"]
     assert (tmp_path / "model" / "model_index.json").exists() and (tmp_path / "samples" / "step-0000004.png").exists()
     rows = list(csv.DictReader((tmp_path / "log.csv").open()))

@@ -60,8 +60,8 @@ class TrainConfig:
     num_workers: int = 0
     seed: int = 0
     kl_weight: float = 1e-6            # vae stage only
-    sampling_steps: int = 1            # decoder stage: the sampling the decoder is tuned to (the model's
-    sampling_guidance: float = 1.0     # recommended steps and guidance, as `freeview train export` records them)
+    sampling_steps: int = 1            # how the trained model will be sampled (its recommended steps and guidance,
+    sampling_guidance: float = 1.0     # as `freeview train export` records them): the previews and the decoder stage
 
     def validate(self) -> "TrainConfig":
         def bad(field: str, value, why: str):
@@ -115,7 +115,7 @@ PRESETS: dict[str, dict] = {
     "sd15": dict(
         architecture="sd15", init_from="models/animate-anyone", resolution=512, batch_size=4, max_refs=4,
         learning_rate=1e-5, mixed_precision="fp16", gradient_checkpointing=True, prediction_type="v_prediction",
-        checkpoint_every=1000, keep_checkpoints=3, reference_dropout=0.1,
+        checkpoint_every=1000, keep_checkpoints=3, reference_dropout=0.1, sampling_steps=20, sampling_guidance=2.0,
     ),
 }
 

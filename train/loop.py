@@ -452,12 +452,10 @@ def tensorboard_writer(output_dir: Path):
     return SummaryWriter(str(output_dir / "tensorboard"))
 
 
-SAMPLE_STEPS = 4
-
-
 @torch.no_grad()
 def save_sample(components: dict, dataset, config: TrainConfig, step: int, folder: Path) -> Path:
-    """A preview PNG of the fixed eval sample: references | ground truth | generated frames (few steps, seeded)."""
+    """A preview PNG of the fixed eval sample: references | ground truth | generated frames, sampled as the
+    model will be (``sampling_steps`` / ``sampling_guidance``), seeded."""
     import cv2
     import numpy as np
 
@@ -469,7 +467,7 @@ def save_sample(components: dict, dataset, config: TrainConfig, step: int, folde
     with pipeline_of(components) as pipe:
         device = pipe.denoising_unet.device
         out = pipe(list(refs), list(sample["ref_keypoints"].numpy()), sample["target_keypoints"].numpy(),
-                   height=size, width=size, num_inference_steps=SAMPLE_STEPS, guidance_scale=1.0,
+                   height=size, width=size, num_inference_steps=config.sampling_steps, guidance_scale=config.sampling_guidance,
                    generator=torch.Generator(device).manual_seed(config.seed))
     rows = [np.concatenate(list(refs), 1), np.concatenate(list(truth), 1), np.concatenate(list(out.frames), 1)]
     width = max(r.shape[1] for r in rows)
