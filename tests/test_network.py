@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from engine.models.configs import build_components
-from engine.models.network import FreeViewNetwork, SelectedReferences, tokens_per_layer_k
+from engine.models.network import FreeViewNetwork, SelectedReferences
+from engine.models.selection import tokens_per_layer_k
 from engine.models.pcm import PoseCorrelationModule
 from engine.models.pose_guider import PoseGuider
 from engine.models.selection import select_token_indices

@@ -329,23 +329,15 @@ def evaluate(cases: list[Case], refs: list[int], generate: Callable | None = Non
 
 
 def selection_summary(correlation: np.ndarray, top_k: float | str | None) -> dict:
-    """What the top-K selection keeps of each reference, from the PCM's maps ``(frames, refs, h, w)``.
-
-    ``share``: the fraction of the kept correlation cells that belong to each reference, with K
-    as the network takes it (``top_k`` references' worth) at the PCM's own resolution — the
-    network selects at every layer's resolution from these maps, interpolated. ``mean_correlation``:
-    each reference's mean R (its tokens are weighted by 1 + R). Both averaged over frames.
-    """
+    """What the selection keeps of each reference, from the PCM's maps ``(frames, refs, h, w)``:
+    ``share`` (:func:`~engine.models.selection.reference_shares`) and ``mean_correlation``, each
+    reference's mean R (its tokens are weighted by 1 + R)."""
     import torch
 
-    from engine.models.network import tokens_per_layer_k
-    from engine.models.selection import select_token_indices
+    from engine.models.selection import reference_shares
 
-    frames, refs, h, w = correlation.shape
-    scores = torch.from_numpy(np.ascontiguousarray(correlation, dtype=np.float32)).reshape(frames, refs * h * w)
-    owner = select_token_indices(scores, tokens_per_layer_k(top_k, h * w, refs)) // (h * w)
-    share = [float((owner == r).float().mean()) for r in range(refs)]
-    return {"share": share, "mean_correlation": [float(x) for x in correlation.mean(axis=(0, 2, 3))]}
+    share = reference_shares(torch.from_numpy(np.ascontiguousarray(correlation, dtype=np.float32)), top_k)
+    return {"share": [float(x) for x in share], "mean_correlation": [float(x) for x in correlation.mean(axis=(0, 2, 3))]}
 
 
 def paired_difference(a, b, samples: int = 2000, seed: int = 0) -> dict:

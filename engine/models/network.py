@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .attention import READ, WRITE, install_reference_processors
-from .selection import gather_tokens, select_token_indices
+from .selection import gather_tokens, select_token_indices, tokens_per_layer_k
 
 _POSE_FEATURES: contextvars.ContextVar[torch.Tensor | None] = contextvars.ContextVar("pose_features", default=None)
 
@@ -45,22 +45,6 @@ def _pose_features(features: torch.Tensor | None):
         yield
     finally:
         _POSE_FEATURES.reset(token)
-
-
-def tokens_per_layer_k(top_k: float | str | None, tokens_one_reference: int, num_refs: int) -> int:
-    """K_l for one layer: ``top_k`` references' worth of tokens; ``"all"`` keeps every token.
-
-    None means the paper's default, one reference's worth (so cost does not grow with R).
-    """
-    if top_k is None:
-        top_k = 1.0
-    if isinstance(top_k, str):
-        if top_k != "all":
-            raise ValueError(f"top_k must be a positive number of references' worth of tokens or 'all', got {top_k!r}")
-        return tokens_one_reference * num_refs
-    if not math.isfinite(top_k) or top_k <= 0:
-        raise ValueError(f"top_k must be positive, got {top_k}")
-    return max(1, round(top_k * tokens_one_reference))
 
 
 @dataclass

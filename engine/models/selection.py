@@ -2,7 +2,25 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
+
+
+def tokens_per_layer_k(top_k: float | str | None, tokens_one_reference: int, num_refs: int) -> int:
+    """K_l for one layer: ``top_k`` references' worth of tokens; ``"all"`` keeps every token.
+
+    None means the paper's default, one reference's worth (so cost does not grow with R).
+    """
+    if top_k is None:
+        top_k = 1.0
+    if isinstance(top_k, str):
+        if top_k != "all":
+            raise ValueError(f"top_k must be a positive number of references' worth of tokens or 'all', got {top_k!r}")
+        return tokens_one_reference * num_refs
+    if not math.isfinite(top_k) or top_k <= 0:
+        raise ValueError(f"top_k must be positive, got {top_k}")
+    return max(1, round(top_k * tokens_one_reference))
 
 
 def select_token_indices(
@@ -42,3 +60,13 @@ def gather_tokens(tokens: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
     batch, frames, k = indices.shape
     flat = indices.reshape(batch, frames * k, 1).expand(-1, -1, tokens.shape[-1])
     return tokens.gather(1, flat).reshape(batch, frames, k, tokens.shape[-1])
+
+
+def reference_shares(correlation: torch.Tensor, top_k: float | str | None = None) -> torch.Tensor:
+    """Which reference the top-K selection draws on: correlation maps ``(frames, refs, h, w)`` ->
+    ``(refs,)`` the fraction of the kept cells that belong to each reference, K taken as the
+    network takes it (``top_k`` references' worth), at the maps' own resolution (the network
+    selects from them interpolated to every layer's), averaged over frames."""
+    frames, refs, h, w = correlation.shape
+    kept = select_token_indices(correlation.reshape(frames, refs * h * w), tokens_per_layer_k(top_k, h * w, refs))
+    return torch.bincount((kept // (h * w)).flatten(), minlength=refs).float() / kept.numel()
