@@ -13,48 +13,60 @@ import torch
 from .files import write_text_atomic
 
 
-def _median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
+def _median_seconds(fn, repeats: int, device: torch.device = torch.device("cpu")) -> float:
+    def timed() -> float:
         start = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - start
+
+    timed()  # warm-up
+    return statistics.median(timed() for _ in range(repeats))
 
 
 @torch.no_grad()
 def bench_refs(preset: str = "mid", refs=(1, 2, 4, 8), frames: int = 2, latent: int = 32, repeats: int = 3) -> dict:
-    """One denoising forward pass with R references, with selection and with all tokens appended."""
+    """One denoising forward pass with R references, with selection and with all tokens appended
+    (random weights of ``preset``, on the best device in its precision)."""
+    from .device import pick_device, pick_dtype
     from .models.configs import build_components
     from .models.network import FreeViewNetwork
 
+    device = pick_device()
     c = build_components(preset)
     net = FreeViewNetwork(c["reference_unet"], c["denoising_unet"], c["pose_guider"], c["pcm"]).eval()
+    net.to(device, pick_dtype(device))
+    to = lambda x: x.to(device, pick_dtype(device))
     g = torch.Generator().manual_seed(0)
     factor = 2 ** (len(c["vae"].config.block_out_channels) - 1)
     size = latent * factor
     dim = c["denoising_unet"].config.cross_attention_dim
     max_refs = max(refs)
-    ref_latents = torch.randn(1, max_refs, 4, latent, latent, generator=g)
-    ref_embeds = torch.randn(1, max_refs, dim, generator=g)
-    ref_poses = torch.rand(1, max_refs, 3, size, size, generator=g)
-    target_poses = torch.rand(1, frames, 3, size, size, generator=g)
-    latents = torch.randn(1, 4, frames, latent, latent, generator=g)
-    t = torch.tensor([500])
+    ref_latents = to(torch.randn(1, max_refs, 4, latent, latent, generator=g))
+    ref_embeds = to(torch.randn(1, max_refs, dim, generator=g))
+    ref_poses = to(torch.rand(1, max_refs, 3, size, size, generator=g))
+    target_poses = to(torch.rand(1, frames, 3, size, size, generator=g))
+    latents = to(torch.randn(1, 4, frames, latent, latent, generator=g))
+    t = torch.tensor([500], device=device)
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     start = time.perf_counter()
     bank = net.encode_references(ref_latents, ref_embeds, ref_poses)
+    sync()
     encode = (time.perf_counter() - start) / max_refs
     pose = net.encode_poses(target_poses)
-    result = {"preset": preset, "frames": frames, "latent": latent, "selection": {}, "all_tokens": {}, "select_once_s": {}}
+    result = {"preset": preset, "frames": frames, "latent": latent, "device": str(device),
+              "selection": {}, "all_tokens": {}, "select_once_s": {}}
     for r in refs:
         sub = type(bank)({k: v[:, :r] for k, v in bank.tokens.items()}, bank.shapes, bank.image_embeds[:, :r], bank.poses[:, :r])
         for mode, top_k in (("selection", None), ("all_tokens", "all")):
             start = time.perf_counter()
             selected = net.select_references(sub, target_poses, top_k=top_k)
+            sync()
             if mode == "selection":
                 result["select_once_s"][str(r)] = time.perf_counter() - start
-            result[mode][str(r)] = _median_seconds(lambda: net.denoise(latents, t, pose, sub.image_embeds, selected), repeats)
+            result[mode][str(r)] = _median_seconds(lambda: net.denoise(latents, t, pose, sub.image_embeds, selected),
+                                                   repeats, device)
     last, first = str(max(refs)), str(min(refs))
     result["ratio_8_to_1"] = {m: result[m][last] / result[m][first] for m in ("selection", "all_tokens")}
     result["encode_per_reference_s"] = encode
@@ -111,8 +123,10 @@ def _emit(result: dict, path: str | None) -> None:
 def register(subparsers, bench) -> None:
     p = bench.add_parser("refs", help="denoising cost vs number of references, with and without selection")
     p.add_argument("--preset", default="mid", help="architecture (default: mid)")
+    p.add_argument("--frames", type=int, default=2, help="frames per denoising pass (default %(default)s)")
+    p.add_argument("--latent", type=int, default=32, help="latent side (image side / 8; default %(default)s)")
     p.add_argument("--json")
-    p.set_defaults(func=lambda a: _emit(bench_refs(a.preset), a.json))
+    p.set_defaults(func=lambda a: _emit(bench_refs(a.preset, frames=a.frames, latent=a.latent), a.json))
     p = bench.add_parser("animate", help="seconds per frame of a generation with the default model")
     p.add_argument("--model", help="model directory (default: the embedded default)")
     p.add_argument("--preset", help="time random weights of an architecture instead (e.g. sd15 at 768x512 on a GPU)")

@@ -12,6 +12,7 @@ import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 from diffusers.pipelines.pipeline_utils import DiffusionPipeline
 from diffusers.utils import BaseOutput
+from diffusers.utils.torch_utils import randn_tensor
 from einops import rearrange
 from torch.nn import functional as F
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
@@ -198,7 +199,8 @@ class FreeViewPipeline(DiffusionPipeline):
         sampler = SCHEDULERS[scheduler](self.scheduler.config)
         sampler.set_timesteps(num_inference_steps, device=device)
         latent_shape = (1, self.denoising_unet.config.in_channels, num_frames, height // self.vae_scale_factor, width // self.vae_scale_factor)
-        latents = torch.randn(latent_shape, generator=generator, dtype=torch.float32).to(device, dtype) * sampler.init_noise_sigma
+        # diffusers' helper: drawn on the generator's device (a CPU generator gives the same noise on every device)
+        latents = randn_tensor(latent_shape, generator=generator, device=device, dtype=torch.float32).to(dtype) * sampler.init_noise_sigma
 
         # 4. Denoising loop: every clip predicts noise for its frames; predictions are averaged per frame
         with self.progress_bar(total=num_inference_steps * len(windows)) as bar:

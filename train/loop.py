@@ -465,10 +465,9 @@ def save_sample(components: dict, dataset, config: TrainConfig, step: int, folde
     truth = to_uint8(sample["target_images"])
     size = truth.shape[1]
     with pipeline_of(components) as pipe:
-        device = pipe.denoising_unet.device
         out = pipe(list(refs), list(sample["ref_keypoints"].numpy()), sample["target_keypoints"].numpy(),
                    height=size, width=size, num_inference_steps=config.sampling_steps, guidance_scale=config.sampling_guidance,
-                   generator=torch.Generator(device).manual_seed(config.seed))
+                   generator=torch.Generator().manual_seed(config.seed))
     rows = [np.concatenate(list(refs), 1), np.concatenate(list(truth), 1), np.concatenate(list(out.frames), 1)]
     width = max(r.shape[1] for r in rows)
     grid = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows], 0)
