@@ -316,7 +316,7 @@ def test_api_generation_with_gradio_client(running_app, studio_assets, tiny_mode
 
     info = probe_video(video)
     assert (info.width, info.height) == (128, 128) and info.frames >= 2
-    assert "Done" in result[-1], result
+    assert "Done" in result[-1] and "kept per photo: 1 close-up" in result[-1] and "· 2 wide" in result[-1], result
 
     # one click loads the shipped demo; the work it replaces is saved first, never lost
     status = client.predict(api_name="/load_demo")[-1]
@@ -345,3 +345,17 @@ def test_preview_beside_keeps_the_left_height():
     right = np.full((32, 32, 3), 200, np.uint8)
     both = beside(left, right)
     assert both.shape == (100, 60 + 4 + 100, 3) and both[:, -1].min() == 200
+
+
+def test_selection_caption_says_which_photos_the_selection_drew_on():
+    from studio.preview import selection_caption
+
+    correlation = np.zeros((4, 2, 3, 3), np.float32)  # 4 frames, 2 photos
+    correlation[:, 1] = 0.2                            # the second photo matches every frame better
+    assert selection_caption(["close-up", "wide"], correlation) == "kept per photo: 1 close-up 0% · 2 wide 100%"
+    correlation[:2, 0] = 0.5                           # ... except in the first two frames
+    assert selection_caption(["close-up", "wide"], correlation) == "kept per photo: 1 close-up 50% · 2 wide 50%"
+    assert selection_caption(["close-up", "wide"], correlation, top_k="all") == ""  # nothing chosen
+    assert selection_caption(["close-up", "wide"], correlation, disable_pcm=True) == ""
+    assert selection_caption(["wide"], correlation[:, :1]) == ""
+    assert selection_caption(["close-up", "wide"], None) == ""
