@@ -15,8 +15,7 @@ python3 -c "import torch, diffusers, transformers; print('torch', torch.__versio
 
 timeout 150 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu.py 2>&1 | tee "$out/pytest.log"
 
-# The embedded default (twice: the first run pays CUDA's one-off start-up), then sd15 at its 768x512.
-timeout 45 $fv bench animate --json "$out/animate-default-cold.json" >/dev/null
+# The embedded default (a fresh process: CUDA's one-off start-up is in the figure), then sd15 at its 768x512.
 timeout 45 $fv bench animate --json "$out/animate-default.json"
 timeout 150 $fv bench animate --preset sd15 --frames 24 --steps 20 --json "$out/animate-sd15.json"
 timeout 150 $fv bench refs --preset sd15 --frames 12 --latent 64 --json "$out/refs-sd15.json"
