@@ -297,11 +297,14 @@ def _run_animate(args) -> int:
 
         poses = np.stack([render_pose(kp, result.frames.shape[2], result.frames.shape[1]) for kp in result.target.keypoints])
         write_video(args.preview, np.concatenate([poses, result.frames], axis=2), result.fps)
+    kept = ""
     if args.correlation and result.correlation is not None:
         save_correlation_png(args.correlation, [r.image for r in references], result.correlation)
+        kept = selection_caption([r.shot for r in references], result.correlation, settings.top_k, settings.disable_pcm)
     t = result.timings
     print(f"freeview: wrote {out} ({len(result.frames)} frames, {result.fps:g} fps) in "
-          f"{sum(t.values()):.1f} s (reference {t['reference']:.1f} s, denoise {t['denoise']:.1f} s, decode {t['decode']:.1f} s)")
+          f"{sum(t.values()):.1f} s (reference {t['reference']:.1f} s, denoise {t['denoise']:.1f} s, decode {t['decode']:.1f} s)"
+          + (f"; {kept}" if kept else ""))
     return 0
 
 
@@ -336,6 +339,20 @@ def correlation_picture(reference_images: list[np.ndarray], correlation: np.ndar
             row.append((0.5 * thumb + 0.5 * colour).astype(np.uint8))
         rows.append(np.concatenate(row, axis=1))
     return np.concatenate(rows, axis=0)
+
+
+def selection_caption(shots: list[str], correlation: np.ndarray | None, top_k: float | str | None = None,
+                      disable_pcm: bool = False) -> str:
+    """Which photos the top-K selection drew on, e.g. ``kept per photo: 1 close-up 55% · 2 wide 45%``;
+    empty where nothing was chosen (one photo, every token kept, or the correlation maps off)."""
+    if correlation is None or len(shots) < 2 or top_k == "all" or disable_pcm:
+        return ""
+    import torch
+
+    from engine.models.selection import reference_shares
+
+    shares = reference_shares(torch.from_numpy(np.ascontiguousarray(correlation, dtype=np.float32)), top_k)
+    return "kept per photo: " + " · ".join(f"{i + 1} {shot} {100 * float(a):.0f}%" for i, (shot, a) in enumerate(zip(shots, shares)))
 
 
 def save_correlation_png(path: str | os.PathLike, reference_images: list[np.ndarray], correlation: np.ndarray) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from engine.animate import Reference, animate, load_motion, load_reference
+from engine.animate import Reference, animate, load_motion, load_reference, selection_caption
 from engine.camera import EASINGS, SHOT_PRESETS, apply_camera, camera_curves
 from engine.errors import UserError
 from engine.model import ASSETS, check_model_dir, default_model_dir, load_pipeline, sampling_defaults
@@ -550,7 +550,7 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
             rows = [[time.strftime("%H:%M:%S", time.localtime(Path(p).stat().st_mtime)), Path(p).name]
                     for p in proj.outputs if Path(p).exists()]
             t = animation.timings
-            kept = preview.selection_caption([r.shot for r in refs], animation.correlation, settings.top_k,
+            kept = selection_caption([r.shot for r in refs], animation.correlation, settings.top_k,
                                              settings.disable_pcm)
             yield (proj, str(out), str(out), correlation, rows, gr.skip(),
                    f"**Done:** {len(animation.frames)} frames in {sum(t.values()):.1f} s → `{out.name}`"

@@ -172,20 +172,6 @@ def correlation_or_none(reference_images: list[np.ndarray], correlation: np.ndar
     return correlation_picture(reference_images, correlation)
 
 
-def selection_caption(shots: list[str], correlation: np.ndarray | None, top_k: float | str | None = None,
-                      disable_pcm: bool = False) -> str:
-    """Which photos the top-K selection drew on, e.g. ``kept per photo: 1 close-up 55% · 2 wide 45%``;
-    empty where nothing was chosen (one photo, every token kept, or the correlation maps off)."""
-    if correlation is None or len(shots) < 2 or top_k == "all" or disable_pcm:
-        return ""
-    import torch
-
-    from engine.models.selection import reference_shares
-
-    shares = reference_shares(torch.from_numpy(np.ascontiguousarray(correlation, dtype=np.float32)), top_k)
-    return "kept per photo: " + " · ".join(f"{i + 1} {shot} {100 * float(a):.0f}%" for i, (shot, a) in enumerate(zip(shots, shares)))
-
-
 def render_pose_view(track: PoseTrack, frame: int, max_side: int = 256) -> np.ndarray:
     """One frame of a pose track drawn small (the generate tab's 'now denoising' picture)."""
     width, height = _fit_size(track.width, track.height, max_side)

@@ -87,6 +87,7 @@ def test_cli_writes_a_playable_mp4_with_the_right_frames_and_fps(tmp_path, tiny_
     assert abs(fps - 25) < 0.01 and info.fps == pytest.approx(25, abs=0.01)
     assert probe_video(preview).width == 2 * info.width
     assert corr.stat().st_size > 0
+    assert "kept per photo: 1 " in r.stdout and " · 2 " in r.stdout, r.stdout  # which photos the selection drew on
     assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
     assert "Loading" not in r.stderr, r.stderr  # no library loading bars, only FreeView's own lines
 

@@ -348,7 +348,7 @@ def test_preview_beside_keeps_the_left_height():
 
 
 def test_selection_caption_says_which_photos_the_selection_drew_on():
-    from studio.preview import selection_caption
+    from engine.animate import selection_caption
 
     correlation = np.zeros((4, 2, 3, 3), np.float32)  # 4 frames, 2 photos
     correlation[:, 1] = 0.2                            # the second photo matches every frame better
