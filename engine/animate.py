@@ -341,18 +341,22 @@ def correlation_picture(reference_images: list[np.ndarray], correlation: np.ndar
     return np.concatenate(rows, axis=0)
 
 
+def kept_shares(correlation: np.ndarray, top_k: float | str | None = None) -> list[float]:
+    """:func:`~engine.models.selection.reference_shares` of correlation maps ``(N, R, h, w)`` as returned
+    by the pipeline: the share of the kept tokens each reference holds."""
+    from .models.selection import reference_shares
+
+    return [float(a) for a in reference_shares(torch.from_numpy(np.ascontiguousarray(correlation, dtype=np.float32)), top_k)]
+
+
 def selection_caption(shots: list[str], correlation: np.ndarray | None, top_k: float | str | None = None,
                       disable_pcm: bool = False) -> str:
     """Which photos the top-K selection drew on, e.g. ``kept per photo: 1 close-up 55% · 2 wide 45%``;
     empty where nothing was chosen (one photo, every token kept, or the correlation maps off)."""
     if correlation is None or len(shots) < 2 or top_k == "all" or disable_pcm:
         return ""
-    import torch
-
-    from engine.models.selection import reference_shares
-
-    shares = reference_shares(torch.from_numpy(np.ascontiguousarray(correlation, dtype=np.float32)), top_k)
-    return "kept per photo: " + " · ".join(f"{i + 1} {shot} {100 * float(a):.0f}%" for i, (shot, a) in enumerate(zip(shots, shares)))
+    shares = kept_shares(correlation, top_k)
+    return "kept per photo: " + " · ".join(f"{i + 1} {shot} {100 * a:.0f}%" for i, (shot, a) in enumerate(zip(shots, shares)))
 
 
 def save_correlation_png(path: str | os.PathLike, reference_images: list[np.ndarray], correlation: np.ndarray) -> None:

@@ -36,8 +36,9 @@ def bench_refs(preset: str = "mid", refs=(1, 2, 4, 8), frames: int = 2, latent: 
     device = pick_device()
     c = build_components(preset)
     net = FreeViewNetwork(c["reference_unet"], c["denoising_unet"], c["pose_guider"], c["pcm"]).eval()
-    net.to(device, pick_dtype(device))
-    to = lambda x: x.to(device, pick_dtype(device))
+    dtype = pick_dtype(device)
+    net.to(device, dtype)
+    to = lambda x: x.to(device, dtype)
     g = torch.Generator().manual_seed(0)
     factor = 2 ** (len(c["vae"].config.block_out_channels) - 1)
     size = latent * factor

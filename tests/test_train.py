@@ -205,22 +205,20 @@ def test_fine_tune_from_a_float16_export(dataset, tmp_path):
     assert train(config)["step"] == 1
 
 
-def test_bad_configs(tmp_path):
-    (tmp_path / "a.yaml").write_text("stage: image\nlearning_rat: 1\n")
-    with pytest.raises(UserError, match="unknown key.*learning_rat"):
-        load_config(tmp_path / "a.yaml")
-    (tmp_path / "c.yaml").write_text("stage: decoder\n")
-    with pytest.raises(UserError, match="init_from.*trained model for the decoder stage"):
-        load_config(tmp_path / "c.yaml")
-    (tmp_path / "d.yaml").write_text("stage: decoder\ninit_from: runs/x/model\nlora_rank: 4\n")
-    with pytest.raises(UserError, match="lora_rank.*image and temporal stages, not 'decoder'"):
-        load_config(tmp_path / "d.yaml")
-    (tmp_path / "e.yaml").write_text("stage: image\nreference_shots: same\n")
-    with pytest.raises(UserError, match="reference_shots='same' must be 'other' or 'any'"):
-        load_config(tmp_path / "e.yaml")
-    (tmp_path / "b.yaml").write_text("stage: sideways\n")
-    with pytest.raises(UserError, match="stage"):
-        load_config(tmp_path / "b.yaml")
+@pytest.mark.parametrize("text, message", [
+    ("stage: image\nlearning_rat: 1\n", "unknown key.*learning_rat"),
+    ("stage: decoder\n", "init_from.*trained model for the decoder stage"),
+    ("stage: decoder\ninit_from: runs/x/model\nlora_rank: 4\n", "lora_rank.*image and temporal stages, not 'decoder'"),
+    ("stage: image\nreference_shots: same\n", "reference_shots='same' must be 'other' or 'any'"),
+    ("stage: sideways\n", "stage"),
+])
+def test_bad_config_files(tmp_path, text, message):
+    (tmp_path / "bad.yaml").write_text(text)
+    with pytest.raises(UserError, match=message):
+        load_config(tmp_path / "bad.yaml")
+
+
+def test_training_without_a_dataset(tmp_path):
     with pytest.raises(UserError, match="no dataset"):
         from train.loop import train
 

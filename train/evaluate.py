@@ -330,14 +330,11 @@ def evaluate(cases: list[Case], refs: list[int], generate: Callable | None = Non
 
 def selection_summary(correlation: np.ndarray, top_k: float | str | None) -> dict:
     """What the selection keeps of each reference, from the PCM's maps ``(frames, refs, h, w)``:
-    ``share`` (:func:`~engine.models.selection.reference_shares`) and ``mean_correlation``, each
-    reference's mean R (its tokens are weighted by 1 + R)."""
-    import torch
+    ``share`` (:func:`engine.animate.kept_shares`) and ``mean_correlation``, each reference's mean R
+    (its tokens are weighted by 1 + R)."""
+    from engine.animate import kept_shares
 
-    from engine.models.selection import reference_shares
-
-    share = reference_shares(torch.from_numpy(np.ascontiguousarray(correlation, dtype=np.float32)), top_k)
-    return {"share": [float(x) for x in share], "mean_correlation": [float(x) for x in correlation.mean(axis=(0, 2, 3))]}
+    return {"share": kept_shares(correlation, top_k), "mean_correlation": [float(x) for x in correlation.mean(axis=(0, 2, 3))]}
 
 
 def paired_difference(a, b, samples: int = 2000, seed: int = 0) -> dict:
