@@ -211,6 +211,7 @@ def test_fine_tune_from_a_float16_export(dataset, tmp_path):
     ("stage: decoder\ninit_from: runs/x/model\nlora_rank: 4\n", "lora_rank.*image and temporal stages, not 'decoder'"),
     ("stage: image\nreference_shots: same\n", "reference_shots='same' must be 'other' or 'any'"),
     ("stage: sideways\n", "stage"),
+    ("stage: image\nframing_loss_weight: -0.1\n", "framing_loss_weight=-0.1 must be a number >= 0"),
 ])
 def test_bad_config_files(tmp_path, text, message):
     (tmp_path / "bad.yaml").write_text(text)
@@ -362,3 +363,83 @@ def test_the_default_recipe_chains_its_four_steps():
     runs = [line.split("--config ")[1].split()[0] for line in recipe if line.startswith("freeview train run")]
     assert runs == [f"train/configs/{n}.yaml" for n in order]
     assert any(line.startswith(f"freeview train export {configs[order[-1]].output_dir}/model ") for line in recipe)
+
+
+# -- the framing prior (train/framing.py) --------------------------------------------------------
+
+
+def _face_keypoints(size: float, visible: int = 68, centre=(0.5, 0.3)) -> torch.Tensor:
+    """Keypoints ``(128, 3)`` whose face points lie on a circle of radius ``size`` (RMS spread ``size``)."""
+    kp = torch.zeros(128, 3)
+    angles = torch.linspace(0, 2 * torch.pi, 69)[:68]
+    kp[60:, 0] = centre[0] + size * torch.cos(angles)
+    kp[60:, 1] = centre[1] + size * torch.sin(angles)
+    kp[60:60 + visible, 2] = 1.0
+    kp[:18, :2], kp[:18, 2] = 0.5, 1.0  # a body, which the face size ignores
+    return kp
+
+
+def test_face_size_is_the_spread_of_the_visible_face_and_nan_without_one():
+    from train.framing import MIN_FACE_POINTS, face_size
+
+    sizes = face_size(torch.stack([_face_keypoints(0.1), _face_keypoints(0.03, centre=(0.2, 0.8)),
+                                   _face_keypoints(0.1, visible=MIN_FACE_POINTS - 1)]))
+    assert sizes[0] == pytest.approx(0.1, rel=1e-4) and sizes[1] == pytest.approx(0.03, rel=1e-4)
+    assert torch.isnan(sizes[2])
+
+
+def test_the_framing_loss_prefers_the_reference_framed_like_the_target():
+    from train.framing import framing_loss, framing_weights
+
+    refs = torch.stack([_face_keypoints(0.1), _face_keypoints(0.03)])[None]  # a close-up and a wide reference
+    targets = torch.stack([_face_keypoints(0.03), _face_keypoints(0.095)])[None]  # a wide and a close-up frame
+    prior = framing_weights(refs, targets)[0]
+    assert prior[0].argmax() == 1 and prior[1].argmax() == 0
+    assert torch.allclose(prior.sum(-1), torch.ones(2))
+
+    def loss_for(levels):  # levels[f][r]: the mean correlation of reference r for target frame f
+        correlation = torch.tensor(levels).T[None, :, :, None, None].expand(1, 2, 2, 4, 4).clone().requires_grad_()
+        return framing_loss(correlation, refs, targets), correlation
+
+    follows, _ = loss_for([[0.0, 0.8], [0.8, 0.0]])
+    by_kind, correlation = loss_for([[0.8, 0.0], [0.8, 0.0]])  # the close-up first whatever the target
+    assert follows < by_kind
+    by_kind.backward()
+    # the gradient lowers the close-up for the wide frame and raises the wide reference there
+    assert correlation.grad[0, 0, 0].sum() > 0 > correlation.grad[0, 1, 0].sum()
+    assert framing_loss(torch.zeros(1, 1, 2, 4, 4), refs[:, :1], targets) == 0  # one reference: nothing to prefer
+    no_face = torch.stack([_face_keypoints(0.1, visible=0)] * 2)[None]
+    assert framing_loss(torch.zeros(1, 2, 2, 4, 4), refs, no_face) == 0  # no prior without faces
+
+
+@pytest.mark.slow
+def test_the_framing_loss_is_added_to_the_diffusion_loss_and_trains_the_pcm(dataset, tmp_path):
+    from engine.models.configs import build_components
+    from engine.models.network import FreeViewNetwork
+    from train.framing import framing_loss
+    from train.loop import batch_for_step, diffusion_loss, make_dataset
+
+    components = build_components("tiny", seed=0)
+    pcm = components["pcm"]
+    torch.nn.init.normal_(pcm.conv_out.weight, std=0.05)  # a fresh PCM outputs zeros: start from something
+    network = FreeViewNetwork(components["reference_unet"], components["denoising_unet"], components["pose_guider"], pcm)
+    plain, framed = (tiny(dataset, tmp_path, max_refs=2, framing_loss_weight=w) for w in (0.0, 1.0))
+    batch = batch_for_step(make_dataset(plain), plain, 0, 0)
+    # a step that draws both references (the count is drawn from the step's generator)
+    seed = next(s for s in range(100) if int(torch.randint(1, 3, (1,), generator=torch.Generator().manual_seed(s))) == 2)
+    with torch.no_grad():
+        total = {c.framing_loss_weight: diffusion_loss(c, network, components, batch, torch.Generator().manual_seed(seed))
+                 for c in (plain, framed)}
+        expected = framing_loss(pcm(batch["ref_poses"], batch["target_poses"]), batch["ref_keypoints"], batch["target_keypoints"])
+    assert expected > 0
+    assert float(total[1.0] - total[0.0]) == pytest.approx(float(expected), rel=1e-4)
+
+    optimizer = torch.optim.AdamW(pcm.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(30):
+        loss = framing_loss(pcm(batch["ref_poses"], batch["target_poses"]), batch["ref_keypoints"], batch["target_keypoints"])
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], losses

@@ -47,6 +47,8 @@ class TrainConfig:
     timestep_bias_portion: float = 0.25
     timestep_bias_multiplier: float = 1.0
     reference_dropout: float = 0.1
+    framing_loss_weight: float = 0.0   # auxiliary loss (train/framing.py, not in the paper): the PCM prefers the
+                                       # reference framed like the target; 0 trains the PCM by the diffusion loss alone
     mixed_precision: str = "no"        # "no" | "fp16" | "bf16"
     gradient_checkpointing: bool = False
     optimizer: str = "adamw"           # "adamw" | "adamw8bit" (bitsandbytes, GPU)
@@ -83,6 +85,8 @@ class TrainConfig:
                 bad(name, getattr(self, name), "must be at least 1")
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             bad("learning_rate", self.learning_rate, "must be a positive number")
+        if not (math.isfinite(self.framing_loss_weight) and self.framing_loss_weight >= 0):
+            bad("framing_loss_weight", self.framing_loss_weight, "must be a number >= 0")
         if not 0 <= self.reference_dropout < 1:
             bad("reference_dropout", self.reference_dropout, "must be in [0, 1)")
         if self.snr_gamma is not None and not self.snr_gamma > 0:

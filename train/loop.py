@@ -37,6 +37,7 @@ from engine.models.network import FreeViewNetwork
 from engine.pipeline import FreeViewPipeline, clip_pixels
 
 from .config import TrainConfig, config_to_yaml
+from .framing import framing_loss
 
 logger = logging.getLogger(__name__)
 CHECKPOINT = re.compile(r"^step-(\d{7})$")
@@ -219,9 +220,14 @@ def diffusion_loss(config: TrainConfig, network, components: dict, batch: dict, 
     if drop:
         pred = network(noisy, timesteps, None, None, None, batch["target_poses"])
     else:
-        pred = network(noisy, timesteps, ref_latents, ref_embeds, batch["ref_poses"][:, :refs], batch["target_poses"])
+        pred, correlation = network(noisy, timesteps, ref_latents, ref_embeds, batch["ref_poses"][:, :refs],
+                                    batch["target_poses"], return_correlation=True)
     loss = F.mse_loss(pred.float(), goal.float(), reduction="none").mean(dim=(1, 2, 3, 4))
-    return (loss * snr_weights(config, scheduler, timesteps)).mean()
+    loss = (loss * snr_weights(config, scheduler, timesteps)).mean()
+    if config.framing_loss_weight and not drop and refs > 1:
+        loss = loss + config.framing_loss_weight * framing_loss(
+            correlation, batch["ref_keypoints"][:, :refs], batch["target_keypoints"])
+    return loss
 
 
 def timestep_weights(config: TrainConfig, num_train_timesteps: int) -> torch.Tensor:

@@ -199,8 +199,10 @@ class FreeViewNetwork(nn.Module):
         *,
         top_k: float | str | None = None,
         disable_pcm: bool = False,
-    ) -> torch.Tensor:
+        return_correlation: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
         """One training pass. ``reference_latents=None`` trains the unconditional branch.
+        ``return_correlation`` also returns the PCM's maps (None for the unconditional branch).
 
         noisy_latents ``(batch, c, frames, h, w)``; reference_latents ``(batch, refs, c, h, w)``;
         reference_embeds ``(batch, refs, dim)``; reference_poses ``(batch, refs, 3, H, W)``;
@@ -210,7 +212,9 @@ class FreeViewNetwork(nn.Module):
         if reference_latents is None:
             dim = self.denoising_unet.config.cross_attention_dim
             embeds = noisy_latents.new_zeros(noisy_latents.shape[0], 1, dim)
-            return self.denoise(noisy_latents, timestep, pose_features, embeds, None)
+            pred = self.denoise(noisy_latents, timestep, pose_features, embeds, None)
+            return (pred, None) if return_correlation else pred
         bank = self.encode_references(reference_latents, reference_embeds, reference_poses)
         selected = self.select_references(bank, target_poses, top_k=top_k, disable_pcm=disable_pcm)
-        return self.denoise(noisy_latents, timestep, pose_features, reference_embeds, selected)
+        pred = self.denoise(noisy_latents, timestep, pose_features, reference_embeds, selected)
+        return (pred, selected.correlation) if return_correlation else pred
