@@ -203,6 +203,21 @@ def test_paired_difference_interval():
     assert noisy["low"] < noisy["mean"] < noisy["high"] and 0 < noisy["low"] and noisy["high"] < 2
 
 
+def test_paired_difference_over_people_resamples_whole_people():
+    from train.evaluate import paired_difference
+
+    # two people, ten cases each: one gains 1 everywhere, the other loses 1 everywhere
+    d = np.array([1.0] * 10 + [-1.0] * 10)
+    people = ["a"] * 10 + ["b"] * 10
+    by_case = paired_difference(d, np.zeros(20))
+    by_person = paired_difference(d, np.zeros(20), groups=people)
+    assert by_case["mean"] == by_person["mean"] == 0.0
+    assert by_case["high"] < 0.6  # twenty independent cases would pin it near zero...
+    assert by_person["low"] == -1.0 and by_person["high"] == 1.0  # ...but it is two people, who disagree
+    with pytest.raises(ValueError, match="3 group labels for 20 cases"):
+        paired_difference(d, np.zeros(20), groups=["a", "b", "c"])
+
+
 def test_variants_are_data():
     v = Variant.from_dict({"name": "R=3 mixed", "shots": ["wide", "any", "close-up"], "options": {"top_k": "all"}})
     assert v.refs == 3

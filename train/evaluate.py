@@ -316,7 +316,8 @@ def evaluate(cases: list[Case], refs: list[int], generate: Callable | None = Non
                                          **{key: [s[key] for s in per_case] for key in ("share", "mean_correlation")}}
     return {
         "rows": rows,
-        "comparisons": compare(rows, seed=seed),
+        "comparisons": compare(rows, groups=[case.identity for case in cases], seed=seed),
+        "identities": len({case.identity for case in cases}),
         "skipped": unavailable_metrics(),
         "cases": len(cases),
         "target_shots": [case.shot for case in cases],
@@ -337,25 +338,40 @@ def selection_summary(correlation: np.ndarray, top_k: float | str | None) -> dic
     return {"share": kept_shares(correlation, top_k), "mean_correlation": [float(x) for x in correlation.mean(axis=(0, 2, 3))]}
 
 
-def paired_difference(a, b, samples: int = 2000, seed: int = 0) -> dict:
-    """Mean of ``a - b`` over cases with a 95% bootstrap interval (cases resampled with replacement)."""
+def paired_difference(a, b, groups=None, samples: int = 2000, seed: int = 0) -> dict:
+    """Mean of ``a - b`` over cases with a 95% bootstrap interval.
+
+    Without ``groups`` cases are resampled with replacement. With ``groups`` (one label per case, e.g. the
+    held-out person) whole groups are: cases of one person are not independent (same clothes, same place),
+    so the interval must reflect how many people were seen, not only how many cases.
+    """
     d = np.asarray(a, float) - np.asarray(b, float)
     if d.size == 0:
         raise ValueError("no cases to compare")
-    resampled = d[np.random.default_rng(seed).integers(0, d.size, (samples, d.size))].mean(axis=1)
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        resampled = d[rng.integers(0, d.size, (samples, d.size))].mean(axis=1)
+    else:
+        labels, index = np.unique(np.asarray(groups), return_inverse=True)
+        if index.size != d.size:
+            raise ValueError(f"{index.size} group labels for {d.size} cases")
+        sums, counts = np.bincount(index, d, len(labels)), np.bincount(index, minlength=len(labels))
+        draws = rng.integers(0, len(labels), (samples, len(labels)))
+        resampled = sums[draws].sum(axis=1) / counts[draws].sum(axis=1)
     low, high = np.percentile(resampled, [2.5, 97.5])
     return {"mean": float(d.mean()), "low": float(low), "high": float(high)}
 
 
-def compare(rows: list[dict], pairs=COMPARISONS, seed: int = 0) -> list[dict]:
-    """Paired per-case differences for ``pairs`` of ``(name, refs)`` rows (first minus second)."""
+def compare(rows: list[dict], pairs=COMPARISONS, groups=None, seed: int = 0) -> list[dict]:
+    """Paired per-case differences for ``pairs`` of ``(name, refs)`` rows (first minus second); ``groups``
+    labels the cases for a bootstrap over groups (see :func:`paired_difference`)."""
     by_key = {(r["name"], r["refs"]): r for r in rows}
     found = []
     for first, second in pairs:
         if first in by_key and second in by_key:
             a, b = by_key[first]["per_case"], by_key[second]["per_case"]
             found.append({"first": list(first), "second": list(second),
-                          **{m: paired_difference(a[m], b[m], seed=seed) for m in BASIC_METRICS}})
+                          **{m: paired_difference(a[m], b[m], groups, seed=seed) for m in BASIC_METRICS}})
     return found
 
 
@@ -409,7 +425,9 @@ def markdown_table(report: dict) -> str:
                                   for ref, a, c in zip(sel["reference_shots"], share[mask].mean(0), corr[mask].mean(0)))
                 lines.append(f"| {row['name']} | {s} ({int(mask.sum())}) | {cells} |")
     if report.get("comparisons"):
-        lines += ["", "Paired differences, case by case (first minus second; 95% bootstrap interval over cases):", "",
+        people = f"the {report['identities']} held-out people" if report.get("identities") else "held-out people"
+        lines += ["", f"Paired differences, case by case (first minus second; 95% bootstrap interval over {people}: "
+                      "people resampled with replacement, each with all their cases):", "",
                   "| first | second | ΔL1 (lower is better) | ΔPSNR | ΔSSIM |", "|---|---|---:|---:|---:|"]
         for c in report["comparisons"]:
             cells = [f"{c[m]['mean']:+.{p}f} [{c[m]['low']:+.{p}f}, {c[m]['high']:+.{p}f}]"
