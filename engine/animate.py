@@ -66,6 +66,7 @@ class Animation:
     target: PoseTrack
     correlation: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    top_k: float | str | None = None  # the top-K the frames were made with (the model's recommendation if not set)
 
 
 def shot_scale(keypoints: np.ndarray, threshold: float = 0.3) -> str:
@@ -198,16 +199,17 @@ def animate(
     recommended = getattr(pipe, "sampling_defaults", DEFAULT_SAMPLING)
     steps = settings.steps if settings.steps is not None else recommended["steps"]
     guidance = settings.guidance if settings.guidance is not None else recommended["guidance"]
+    top_k = settings.top_k if settings.top_k is not None else recommended.get("top_k")
     out = pipe(
         list(images), list(poses), keypoints, height=height, width=width, num_inference_steps=steps,
-        guidance_scale=guidance, generator=generator, top_k=settings.top_k, disable_pcm=settings.disable_pcm,
+        guidance_scale=guidance, generator=generator, top_k=top_k, disable_pcm=settings.disable_pcm,
         scheduler=settings.scheduler, context_frames=settings.clip_frames, context_overlap=settings.overlap,
         return_correlation=return_correlation, progress=progress, preview=preview,
     )
     if out.interrupted:
         return None
     fitted = PoseTrack(keypoints, width, height, target.fps, detected=target.detected)
-    return Animation(out.frames, target.fps, fitted, out.correlation, out.timings)
+    return Animation(out.frames, target.fps, fitted, out.correlation, out.timings, top_k)
 
 
 # -- CLI --------------------------------------------------------------------------------------------
@@ -222,7 +224,7 @@ def register(subparsers, bench) -> None:
     p.add_argument("--guidance", type=float, help="classifier-free guidance, 1 = off (default: the model's recommendation)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--frames", type=int, help="only the first N frames of the motion")
-    p.add_argument("--top-k", default=None, help="reference tokens kept per layer, in references' worth (default 1), or 'all'")
+    p.add_argument("--top-k", default=None, help="reference tokens kept per layer, in references' worth (default: the model's recommendation, else 1), or 'all'")
     p.add_argument("--clip-frames", type=int, default=12)
     p.add_argument("--overlap", type=int, default=4)
     p.add_argument("--scheduler", default="ddim", choices=["ddim", "dpmsolver++"])
@@ -300,7 +302,7 @@ def _run_animate(args) -> int:
     kept = ""
     if args.correlation and result.correlation is not None:
         save_correlation_png(args.correlation, [r.image for r in references], result.correlation)
-        kept = selection_caption([r.shot for r in references], result.correlation, settings.top_k, settings.disable_pcm)
+        kept = selection_caption([r.shot for r in references], result.correlation, result.top_k, settings.disable_pcm)
     t = result.timings
     print(f"freeview: wrote {out} ({len(result.frames)} frames, {result.fps:g} fps) in "
           f"{sum(t.values()):.1f} s (reference {t['reference']:.1f} s, denoise {t['denoise']:.1f} s, decode {t['decode']:.1f} s)"
@@ -353,7 +355,9 @@ def selection_caption(shots: list[str], correlation: np.ndarray | None, top_k: f
                       disable_pcm: bool = False) -> str:
     """Which photos the top-K selection drew on, e.g. ``kept per photo: 1 close-up 55% · 2 wide 45%``;
     empty where nothing was chosen (one photo, every token kept, or the correlation maps off)."""
-    if correlation is None or len(shots) < 2 or top_k == "all" or disable_pcm:
+    from .models.selection import keeps_every_token
+
+    if correlation is None or len(shots) < 2 or keeps_every_token(top_k, len(shots)) or disable_pcm:
         return ""
     shares = kept_shares(correlation, top_k)
     return "kept per photo: " + " · ".join(f"{i + 1} {shot} {100 * a:.0f}%" for i, (shot, a) in enumerate(zip(shots, shares)))

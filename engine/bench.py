@@ -26,13 +26,18 @@ def _median_seconds(fn, repeats: int, device: torch.device = torch.device("cpu")
 
 
 @torch.no_grad()
-def bench_refs(preset: str = "mid", refs=(1, 2, 4, 8), frames: int = 2, latent: int = 32, repeats: int = 3) -> dict:
-    """One denoising forward pass with R references, with selection and with all tokens appended
-    (random weights of ``preset``, on the best device in its precision)."""
+def bench_refs(preset: str = "mid", refs=(1, 2, 4, 8), frames: int = 2, latent: int = 32, repeats: int = 3,
+               top_k: float | None = None) -> dict:
+    """One denoising forward pass with R references, with selection (``top_k`` references' worth of
+    tokens, None: the engine's default, one) and with all tokens appended (random weights of
+    ``preset``, on the best device in its precision)."""
     from .device import pick_device, pick_dtype
+    from .errors import UserError
     from .models.configs import build_components
     from .models.network import FreeViewNetwork
 
+    if top_k is not None and not top_k > 0:
+        raise UserError(f"--top-k must be positive, got {top_k:g}")
     device = pick_device()
     c = build_components(preset)
     net = FreeViewNetwork(c["reference_unet"], c["denoising_unet"], c["pose_guider"], c["pcm"]).eval()
@@ -56,13 +61,13 @@ def bench_refs(preset: str = "mid", refs=(1, 2, 4, 8), frames: int = 2, latent: 
     sync()
     encode = (time.perf_counter() - start) / max_refs
     pose = net.encode_poses(target_poses)
-    result = {"preset": preset, "frames": frames, "latent": latent, "device": str(device),
+    result = {"preset": preset, "frames": frames, "latent": latent, "device": str(device), "top_k": top_k,
               "selection": {}, "all_tokens": {}, "select_once_s": {}}
     for r in refs:
         sub = type(bank)({k: v[:, :r] for k, v in bank.tokens.items()}, bank.shapes, bank.image_embeds[:, :r], bank.poses[:, :r])
-        for mode, top_k in (("selection", None), ("all_tokens", "all")):
+        for mode, k in (("selection", top_k), ("all_tokens", "all")):
             start = time.perf_counter()
-            selected = net.select_references(sub, target_poses, top_k=top_k)
+            selected = net.select_references(sub, target_poses, top_k=k)
             sync()
             if mode == "selection":
                 result["select_once_s"][str(r)] = time.perf_counter() - start
@@ -126,8 +131,9 @@ def register(subparsers, bench) -> None:
     p.add_argument("--preset", default="mid", help="architecture (default: mid)")
     p.add_argument("--frames", type=int, default=2, help="frames per denoising pass (default %(default)s)")
     p.add_argument("--latent", type=int, default=32, help="latent side (image side / 8; default %(default)s)")
+    p.add_argument("--top-k", type=float, help="references' worth of tokens kept (default: the engine's, 1)")
     p.add_argument("--json")
-    p.set_defaults(func=lambda a: _emit(bench_refs(a.preset, frames=a.frames, latent=a.latent), a.json))
+    p.set_defaults(func=lambda a: _emit(bench_refs(a.preset, frames=a.frames, latent=a.latent, top_k=a.top_k), a.json))
     p = bench.add_parser("animate", help="seconds per frame of a generation with the default model")
     p.add_argument("--model", help="model directory (default: the embedded default)")
     p.add_argument("--preset", help="time random weights of an architecture instead (e.g. sd15 at 768x512 on a GPU)")

@@ -23,12 +23,13 @@ RESTORE_HINT = (
 )
 
 
-DEFAULT_SAMPLING = {"steps": 20, "guidance": 2.0}
+# top_k None: the engine's default, one reference's worth of tokens per layer (engine.models.selection)
+DEFAULT_SAMPLING = {"steps": 20, "guidance": 2.0, "top_k": None}
 SAMPLING_FILE = "sampling.json"  # a model's recommended sampling settings, beside model_index.json
 
 
 def sampling_defaults(model_dir: str | os.PathLike | None = None) -> dict:
-    """Steps and guidance the model recommends (``sampling.json``), else the engine's defaults."""
+    """Steps, guidance and top-K the model recommends (``sampling.json``), else the engine's defaults."""
     values = dict(DEFAULT_SAMPLING)
     try:
         found = json.loads((Path(model_dir or default_model_dir()) / SAMPLING_FILE).read_text())

@@ -550,7 +550,7 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
             rows = [[time.strftime("%H:%M:%S", time.localtime(Path(p).stat().st_mtime)), Path(p).name]
                     for p in proj.outputs if Path(p).exists()]
             t = animation.timings
-            kept = selection_caption([r.shot for r in refs], animation.correlation, settings.top_k, settings.disable_pcm)
+            kept = selection_caption([r.shot for r in refs], animation.correlation, animation.top_k, settings.disable_pcm)
             yield (proj, str(out), str(out), correlation, rows, gr.skip(),
                    f"**Done:** {len(animation.frames)} frames in {sum(t.values()):.1f} s → `{out.name}`"
                    + (f" · {kept}" if kept else ""))

@@ -164,17 +164,28 @@ def test_export_ships_half_precision_weights_and_sampling_advice(tmp_path, tiny_
     import torch
 
     from engine.model import sampling_defaults
+    from engine.errors import UserError
     from train.export import export_model_dir, model_size_mb
 
     card = tmp_path / "card.md"
     card.write_text("# tiny\n")
-    out = export_model_dir(tiny_model, tmp_path / "shipped", steps=3, guidance=1.5, card=card)
-    assert sampling_defaults(out) == {"steps": 3, "guidance": 1.5}
-    assert sampling_defaults(tiny_model) == {"steps": 20, "guidance": 2.0}  # no sampling.json: the engine's
+    out = export_model_dir(tiny_model, tmp_path / "shipped", steps=3, guidance=1.5, top_k=2.0, card=card)
+    assert sampling_defaults(out) == {"steps": 3, "guidance": 1.5, "top_k": 2.0}
+    assert sampling_defaults(tiny_model) == {"steps": 20, "guidance": 2.0, "top_k": None}  # no sampling.json: the engine's
     assert (out / "README.md").read_text() == "# tiny\n"
     assert model_size_mb(out) < 0.6 * model_size_mb(tiny_model)
+    with pytest.raises(UserError, match="--top-k: top_k must be positive"):
+        export_model_dir(tiny_model, tmp_path / "bad", top_k=-1.0)
+    assert not (tmp_path / "bad").exists()
     pipe = load_pipeline(out)  # loads in float32 on the CPU
     assert pipe.denoising_unet.dtype == torch.float32 and pipe.sampling_defaults["steps"] == 3
+    used = []  # the top-K every clip's selection ran with
+    select = pipe.network.select_references
+    pipe.network.select_references = lambda *a, **kw: used.append(kw["top_k"]) or select(*a, **kw)
     refs = [load_reference(p) for p in REFS[:1]]
     result = animate(pipe, refs, load_motion(MOTION), None, AnimateSettings(frames=2, height=32, width=32))
     assert result.frames.shape == (2, 32, 32, 3)
+    assert result.top_k == 2.0 and set(used) == {2.0}  # the model's recommendation
+    used.clear()
+    result = animate(pipe, refs, load_motion(MOTION), None, AnimateSettings(frames=2, height=32, width=32, top_k="all"))
+    assert result.top_k == "all" and set(used) == {"all"}  # the user's choice wins

@@ -165,6 +165,12 @@ def test_harness_runs_variants_and_baselines(eval_data):
     assert (f"| R=2 close-up+wide | {cases[0].shot} ({same_shot}) | close-up 0% (+0.000), wide 100% (+0.500) |"
             in markdown_table(report))
     json.dumps(report, allow_nan=False)
+    # The model's recommended top-K goes to every variant without its own; at R=2, two references' worth keeps
+    # every token, so there is no choice to report.
+    stub.calls.clear()
+    report = evaluate(cases, [2], stub, DEFAULT_VARIANTS, steps=2, top_k=2.0)
+    assert {c["top_k"] for c in stub.calls} == {2.0, "all"}
+    assert not any(c["correlation"] for c in stub.calls) and not any("selection" in r for r in report["rows"])
 
 
 def test_selection_summary_counts_the_kept_cells_of_each_reference():

@@ -316,6 +316,9 @@ def test_api_generation_with_gradio_client(running_app, studio_assets, tiny_mode
 
     info = probe_video(video)
     assert (info.width, info.height) == (128, 128) and info.frames >= 2
+    # the model recommends two photos' worth of tokens: with two photos nothing is chosen, so no caption
+    assert "Done" in result[-1] and "kept per photo" not in result[-1], result
+    result = client.predict("embedded default", "", 1, 1.0, 0, "1", 4, 1, 0, 0, api_name="/generate")
     assert "Done" in result[-1] and "kept per photo: 1 close-up" in result[-1] and "· 2 wide" in result[-1], result
 
     # one click loads the shipped demo; the work it replaces is saved first, never lost
@@ -356,6 +359,8 @@ def test_selection_caption_says_which_photos_the_selection_drew_on():
     correlation[:2, 0] = 0.5                           # ... except in the first two frames
     assert selection_caption(["close-up", "wide"], correlation) == "kept per photo: 1 close-up 50% · 2 wide 50%"
     assert selection_caption(["close-up", "wide"], correlation, top_k="all") == ""  # nothing chosen
+    assert selection_caption(["close-up", "wide"], correlation, top_k=2.0) == ""  # two photos' worth of two: all kept
+    assert selection_caption(["close-up", "medium", "wide"], np.zeros((4, 3, 3, 3), np.float32), top_k=2.0) != ""
     assert selection_caption(["close-up", "wide"], correlation, disable_pcm=True) == ""
     assert selection_caption(["wide"], correlation[:, :1]) == ""
     assert selection_caption(["close-up", "wide"], None) == ""

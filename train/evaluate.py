@@ -36,6 +36,7 @@ import numpy as np
 from engine.errors import UserError
 from engine.files import atomic_path, write_text_atomic
 from engine.metrics import BASIC_METRICS, basic_metrics, unavailable_metrics
+from engine.models.selection import keeps_every_token
 from engine.poses.track import BODY
 
 from .synth.camera import SHOTS
@@ -243,7 +244,7 @@ def mean_frame_baseline(ref_images: list[np.ndarray], num_frames: int) -> np.nda
 def evaluate(cases: list[Case], refs: list[int], generate: Callable | None = None,
              variants: tuple[Variant, ...] = DEFAULT_VARIANTS, steps: int = 20, guidance: float = 2.0,
              seed: int = 0, progress: Callable[[str], None] | None = None,
-             on_prediction: Callable[[str, int, np.ndarray], None] | None = None) -> dict:
+             on_prediction: Callable[[str, int, np.ndarray], None] | None = None, top_k: float | str | None = None) -> dict:
     """Score the baselines and (when ``generate`` is given) the model variants with a reference count in ``refs``.
 
     ``generate`` has the :class:`~engine.pipeline.FreeViewPipeline` call interface and returns an
@@ -289,9 +290,9 @@ def evaluate(cases: list[Case], refs: list[int], generate: Callable | None = Non
         import torch
 
         for variant in chosen:
-            options = {"top_k": None, "disable_pcm": False, **variant.options}
+            options = {"top_k": top_k, "disable_pcm": False, **variant.options}  # top_k: the model's recommendation
             # Which reference the selection draws on: only where the PCM makes a choice.
-            analyse = variant.refs > 1 and not options["disable_pcm"] and options["top_k"] != "all"
+            analyse = variant.refs > 1 and not options["disable_pcm"] and not keeps_every_token(options["top_k"], variant.refs)
             kept: dict[int, dict] = {}  # id(case) -> selection summary (the warm-up case is overwritten)
 
             def run(case, variant=variant, options=options, analyse=analyse, kept=kept):
@@ -502,7 +503,7 @@ def run_eval(args) -> int:
             sheet[index] = frames
 
     report = evaluate(cases, refs, generate, variants, args.steps, args.guidance, args.seed, progress=print,
-                      on_prediction=keep if args.contact_sheet else None)
+                      on_prediction=keep if args.contact_sheet else None, top_k=recommended["top_k"])
     if args.contact_sheet and sheet:
         from PIL import Image
 

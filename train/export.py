@@ -14,9 +14,9 @@ from engine.model import COMPONENTS, SAMPLING_FILE, check_model_dir
 
 
 def export_model_dir(source: str | Path, out: str | Path, *, half: bool = True, steps: int | None = None,
-                     guidance: float | None = None, card: str | Path | None = None) -> Path:
+                     guidance: float | None = None, top_k: float | str | None = None, card: str | Path | None = None) -> Path:
     """Copy ``source`` to ``out`` atomically, weights in float16 when ``half`` (the engine loads them in the
-    precision of the device), with ``sampling.json`` when ``steps``/``guidance`` are given and a model card."""
+    precision of the device), with ``sampling.json`` when ``steps``/``guidance``/``top_k`` are given and a model card."""
     from engine.pipeline import FreeViewPipeline
 
     source = check_model_dir(source)
@@ -24,12 +24,19 @@ def export_model_dir(source: str | Path, out: str | Path, *, half: bool = True, 
         raise UserError(f"--steps must be at least 1, got {steps}")
     if guidance is not None and not guidance >= 1:
         raise UserError(f"--guidance must be >= 1, got {guidance}")
+    if top_k is not None:
+        from engine.models.selection import tokens_per_layer_k
+
+        try:
+            tokens_per_layer_k(top_k, 1, 1)
+        except ValueError as exc:
+            raise UserError(f"--top-k: {exc}") from None
     pipe = FreeViewPipeline.from_pretrained(source)
     if half:
         pipe.to(torch.float16)
     with atomic_dir(out) as tmp:
         pipe.save_pretrained(tmp, safe_serialization=True)
-        sampling = {k: v for k, v in (("steps", steps), ("guidance", guidance)) if v is not None}
+        sampling = {k: v for k, v in (("steps", steps), ("guidance", guidance), ("top_k", top_k)) if v is not None}
         if sampling:
             (tmp / SAMPLING_FILE).write_text(json.dumps(sampling, indent=2) + "\n")
         if card is not None:

@@ -23,6 +23,11 @@ def tokens_per_layer_k(top_k: float | str | None, tokens_one_reference: int, num
     return max(1, round(top_k * tokens_one_reference))
 
 
+def keeps_every_token(top_k: float | str | None, num_refs: int) -> bool:
+    """Whether ``top_k`` keeps all the tokens of ``num_refs`` references (nothing is chosen)."""
+    return top_k == "all" or (isinstance(top_k, (int, float)) and top_k >= num_refs)
+
+
 def select_token_indices(
     scores: torch.Tensor,
     k: int,
