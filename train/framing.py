@@ -8,6 +8,10 @@ follow how close each reference's framing is to the target's. Framing is the siz
 face in the picture (the spread of its visible keypoints), present from close-up to wide.
 Only the per-reference *level* of the maps is supervised; where within a reference the
 correlation is high stays the diffusion loss's choice.
+
+Tried on the embedded default and not adopted (its model card, "Earlier experiments"): the
+PCM did turn to the reference framed like the target, but the frames did not get better.
+Off by default (``framing_loss_weight: 0``).
 """
 
 from __future__ import annotations
