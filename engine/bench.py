@@ -35,9 +35,12 @@ def bench_refs(preset: str = "mid", refs=(1, 2, 4, 8), frames: int = 2, latent: 
     from .errors import UserError
     from .models.configs import build_components
     from .models.network import FreeViewNetwork
+    from .models.selection import check_top_k
 
-    if top_k is not None and not top_k > 0:
-        raise UserError(f"--top-k must be positive, got {top_k:g}")
+    try:
+        check_top_k(top_k)
+    except ValueError as exc:
+        raise UserError(f"--top-k: {exc}") from None
     device = pick_device()
     c = build_components(preset)
     net = FreeViewNetwork(c["reference_unet"], c["denoising_unet"], c["pose_guider"], c["pcm"]).eval()

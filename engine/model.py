@@ -36,13 +36,12 @@ def sampling_defaults(model_dir: str | os.PathLike | None = None) -> dict:
         values.update({key: found[key] for key in DEFAULT_SAMPLING if key in found})
     except (OSError, ValueError, TypeError):
         pass
-    if values["top_k"] is not None:  # a top-K the engine cannot use is no recommendation
-        from .models.selection import tokens_per_layer_k
+    from .models.selection import check_top_k
 
-        try:
-            tokens_per_layer_k(values["top_k"], 1, 1)
-        except (ValueError, TypeError):
-            values["top_k"] = None
+    try:
+        check_top_k(values["top_k"])
+    except (ValueError, TypeError):  # a top-K the engine cannot use is no recommendation
+        values["top_k"] = None
     return values
 
 

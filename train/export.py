@@ -24,13 +24,12 @@ def export_model_dir(source: str | Path, out: str | Path, *, half: bool = True, 
         raise UserError(f"--steps must be at least 1, got {steps}")
     if guidance is not None and not guidance >= 1:
         raise UserError(f"--guidance must be >= 1, got {guidance}")
-    if top_k is not None:
-        from engine.models.selection import tokens_per_layer_k
+    from engine.models.selection import check_top_k
 
-        try:
-            tokens_per_layer_k(top_k, 1, 1)
-        except ValueError as exc:
-            raise UserError(f"--top-k: {exc}") from None
+    try:
+        check_top_k(top_k)
+    except ValueError as exc:
+        raise UserError(f"--top-k: {exc}") from None
     pipe = FreeViewPipeline.from_pretrained(source)
     if half:
         pipe.to(torch.float16)

@@ -7,19 +7,28 @@ import math
 import torch
 
 
+def check_top_k(top_k: float | str | None) -> None:
+    """ValueError unless ``top_k`` is None (the default), ``"all"`` or a positive number of references' worth."""
+    if top_k is None:
+        return
+    if isinstance(top_k, str):
+        if top_k != "all":
+            raise ValueError(f"top_k must be a positive number of references' worth of tokens or 'all', got {top_k!r}")
+        return
+    if not math.isfinite(top_k) or top_k <= 0:
+        raise ValueError(f"top_k must be positive, got {top_k}")
+
+
 def tokens_per_layer_k(top_k: float | str | None, tokens_one_reference: int, num_refs: int) -> int:
     """K_l for one layer: ``top_k`` references' worth of tokens; ``"all"`` keeps every token.
 
     None means the paper's default, one reference's worth (so cost does not grow with R).
     """
+    check_top_k(top_k)
     if top_k is None:
         top_k = 1.0
-    if isinstance(top_k, str):
-        if top_k != "all":
-            raise ValueError(f"top_k must be a positive number of references' worth of tokens or 'all', got {top_k!r}")
+    if top_k == "all":
         return tokens_one_reference * num_refs
-    if not math.isfinite(top_k) or top_k <= 0:
-        raise ValueError(f"top_k must be positive, got {top_k}")
     return max(1, round(top_k * tokens_one_reference))
 
 
