@@ -13,12 +13,17 @@ import torch
 from .files import write_text_atomic
 
 
+def _sync(device: torch.device) -> None:
+    """Wait for ``device``'s queued work (CUDA runs asynchronously), so timings measure it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def _median_seconds(fn, repeats: int, device: torch.device = torch.device("cpu")) -> float:
     def timed() -> float:
         start = time.perf_counter()
         fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        _sync(device)
         return time.perf_counter() - start
 
     timed()  # warm-up
@@ -58,10 +63,9 @@ def bench_refs(preset: str = "mid", refs=(1, 2, 4, 8), frames: int = 2, latent: 
     target_poses = to(torch.rand(1, frames, 3, size, size, generator=g))
     latents = to(torch.randn(1, 4, frames, latent, latent, generator=g))
     t = torch.tensor([500], device=device)
-    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     start = time.perf_counter()
     bank = net.encode_references(ref_latents, ref_embeds, ref_poses)
-    sync()
+    _sync(device)
     encode = (time.perf_counter() - start) / max_refs
     pose = net.encode_poses(target_poses)
     result = {"preset": preset, "frames": frames, "latent": latent, "device": str(device), "top_k": top_k,
@@ -71,7 +75,7 @@ def bench_refs(preset: str = "mid", refs=(1, 2, 4, 8), frames: int = 2, latent: 
         for mode, k in (("selection", top_k), ("all_tokens", "all")):
             start = time.perf_counter()
             selected = net.select_references(sub, target_poses, top_k=k)
-            sync()
+            _sync(device)
             if mode == "selection":
                 result["select_once_s"][str(r)] = time.perf_counter() - start
             result[mode][str(r)] = _median_seconds(lambda: net.denoise(latents, t, pose, sub.image_embeds, selected),
