@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.animate import AnimateSettings, Reference, load_motion, load_reference, shot_scale
-from engine.camera import CameraTimeline, Cut, Keyframe, camera_at, list_shots, shot_preset
+from engine.camera import CameraTimeline, Cut, Keyframe, camera_at, camera_curves, list_shots, shot_preset
 from engine.errors import UserError
 from engine.files import atomic_path
 from engine.poses import BODY, PoseTrack, retarget, track_from_native, track_to_native
@@ -38,6 +39,21 @@ class RefEntry:
         return self.reference.shot
 
 
+@dataclass(frozen=True)
+class History:
+    """The edit history: undo and redo stacks of ``(what, project)`` snapshots, newest last.
+
+    Snapshots are whole projects (without their own history); they share the unchanged parts
+    (photos, motion) with the projects around them, so a step costs a few references, not a copy.
+    """
+
+    past: tuple = ()
+    future: tuple = ()
+
+
+HISTORY_LIMIT = 200
+
+
 @dataclass
 class Project:
     """Everything the user makes: references, motion, camera plan, generate settings."""
@@ -52,6 +68,55 @@ class Project:
     frame: int = 0                            # the scrubber's frame (in the trimmed track)
     settings: dict = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)
+    history: History = field(default_factory=History)
+
+
+# -- edit history ------------------------------------------------------------------------------------
+
+def _content(project: Project) -> tuple:
+    """What an edit can change (the scrubber, the selection and the outputs are not edits)."""
+    return (tuple(id(e) for e in project.references), id(project.motion), project.motion_name, project.trim,
+            project.retarget, project.timeline, json.dumps(project.settings, sort_keys=True, default=str))
+
+
+def is_edit(before: Project, after: Project) -> bool:
+    return _content(before) != _content(after)
+
+
+def record(before: Project, after: Project, what: str) -> Project:
+    """``after``, with ``before`` on its undo stack when the step changed the project (redo is cleared then)."""
+    if not is_edit(before, after):
+        return replace(after, history=before.history)
+    past = (before.history.past + ((what, replace(before, history=History())),))[-HISTORY_LIMIT:]
+    return replace(after, history=History(past, ()))
+
+
+def undo(project: Project) -> tuple[Project, str]:
+    """The project before its last edit, and what that edit was; results made since are kept."""
+    if not project.history.past:
+        raise UserError("nothing to undo")
+    what, previous = project.history.past[-1]
+    future = project.history.future + ((what, replace(project, history=History())),)
+    return replace(previous, outputs=project.outputs, history=History(project.history.past[:-1], future)), what
+
+
+def redo(project: Project) -> tuple[Project, str]:
+    """The project with the last undone edit applied again, and what it was."""
+    if not project.history.future:
+        raise UserError("nothing to redo")
+    what, following = project.history.future[-1]
+    past = project.history.past + ((what, replace(project, history=History())),)
+    return replace(following, outputs=project.outputs, history=History(past, project.history.future[:-1])), what
+
+
+def history_note(project: Project) -> str:
+    """'Undo: move keyframe · Redo: …' for the buttons' tooltips and the status line."""
+    parts = []
+    if project.history.past:
+        parts.append(f"undo: {project.history.past[-1][0]}")
+    if project.history.future:
+        parts.append(f"redo: {project.history.future[-1][0]}")
+    return " · ".join(parts)
 
 
 # -- references ------------------------------------------------------------------------------------
@@ -108,6 +173,19 @@ def suggest_reference_frames(track: PoseTrack, count: int = 3, threshold: float 
         covered |= seen[best]
         used_shots.add(shots[best])
     return picks
+
+
+def suggestion_note(track: PoseTrack, picks: list[int], count: int, threshold: float = VISIBLE) -> str:
+    """Why :func:`suggest_reference_frames` found fewer than ``count`` frames ('' when it found them all)."""
+    if len(picks) >= count:
+        return ""
+    seen = track.keypoints[:, BODY, 2] > threshold
+    with_person = int(sum(1 for i in range(len(track)) if track.detected[i] and seen[i].any()))
+    if with_person <= len(picks):
+        return (f"only {with_person} of the video's {len(track)} frames show a person" if with_person
+                else f"none of the video's {len(track)} frames shows a person")
+    return (f"the other {with_person - len(picks)} frames with a person add no body part and no shot scale "
+            "the picked ones lack (a closer or a wider shot in the video would add one)")
 
 
 # -- motion ------------------------------------------------------------------------------------------
@@ -275,6 +353,135 @@ def apply_timeline_payload(project: Project, payload: str) -> Project:
     raise UserError(f"unknown timeline edit {op!r}")
 
 
+def timeline_edit_name(payload: str) -> str:
+    """What a timeline edit does, in words, for the edit history ('' for a scrub or a selection)."""
+    try:
+        edit = json.loads(payload or "{}").get("edit") or {}
+    except (json.JSONDecodeError, AttributeError):
+        return ""
+    kind, op = edit.get("kind", "keyframe"), edit.get("op")
+    if op == "add":
+        return f"add {kind} at frame {edit.get('frame')}"
+    if op == "move":
+        return f"move {kind} {edit.get('from')} → {edit.get('frame')}"
+    if op == "delete":
+        return f"delete {kind} at frame {edit.get('frame')}"
+    return ""
+
+
+# -- checked ranges: every number a user types -------------------------------------------------------------
+
+RANGES = {
+    # name: (what the field is called, lowest, highest)
+    "zoom": ("Zoom", 0.1, 20.0),
+    "pan_x": ("Pan x", -1.0, 1.0),
+    "pan_y": ("Pan y", -1.0, 1.0),
+    "yaw": ("Yaw orbit", -180.0, 180.0),
+    "steps": ("Steps", 1, 200),
+    "guidance": ("Guidance", 1.0, 20.0),
+    "top_k": ("Top-K", 0.1, 64.0),
+    "clip_frames": ("Clip length", 1, 64),
+    "overlap": ("Clip overlap", 0, 63),
+    "seed": ("Seed", 0, 2**63 - 1),
+    "width": ("Width", 16, 2048),
+    "height": ("Height", 16, 2048),
+}
+
+
+def range_help(name: str, extra: str = "") -> str:
+    """The one-line help a field shows: its range (and ``extra``)."""
+    label, low, high = RANGES[name]
+    text = f"{low:g} to {high:g}" if name != "seed" else f"0 to {high}"
+    return f"{text}{' · ' + extra if extra else ''}"
+
+
+def check_number(name: str, value, *, whole: bool = False) -> float | int:
+    """``value`` as a number inside ``RANGES[name]``; otherwise one :class:`UserError` naming the field."""
+    label, low, high = RANGES[name]
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{label} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise UserError(f"{label} must be a finite number, got {value}")
+    if whole and not number.is_integer():
+        raise UserError(f"{label} must be a whole number, got {number:g}")
+    if not low <= number <= high:
+        raise UserError(f"{label} must be between {low:g} and {high:g}, got {number:g}")
+    return int(number) if whole else number
+
+
+# -- the inspector: every field of the selected point; "Set" changes only what was edited ------------------------
+
+INSPECTOR_FIELDS = ("frame", "zoom", "pan_x", "pan_y", "yaw", "easing", "shot", "label")
+NO_SHOT = "none"
+_DECIMALS = {"zoom": 3, "pan_x": 3, "pan_y": 3, "yaw": 2}
+
+
+def inspector_values(project: Project, curves: np.ndarray | None = None) -> dict:
+    """What the inspector shows: the selected point (its framing as the camera resolves it), or the camera
+    at the scrubber's frame when nothing is selected (then "Set" adds a point there).
+
+    Keys: ``kind``, ``selected`` (bool) and :data:`INSPECTOR_FIELDS`; numbers rounded as the form shows them.
+    """
+    track = working_track(project)
+    if curves is None:
+        curves, _ = camera_curves(project.timeline, track)
+    point = find_point(project.timeline, *project.selected) if project.selected else None
+    kind = project.selected[0] if point is not None else "keyframe"
+    frame = point.frame if point is not None else min(project.frame, len(track) - 1)
+    values = {name: round(float(v), _DECIMALS[name]) for name, v in zip(("zoom", "pan_x", "pan_y", "yaw"), curves[frame])}
+    return {"kind": kind, "selected": point is not None, "frame": frame, **values,
+            "easing": point.easing if point is not None else "linear",
+            "shot": (point.shot or NO_SHOT) if point is not None else NO_SHOT,
+            "label": (point.label or "") if point is not None else ""}
+
+
+def _differs(name: str, shown, typed) -> bool:
+    if name in _DECIMALS or name == "frame":
+        return abs(float(typed) - float(shown)) > 1e-9
+    return (typed or "") != (shown or "")
+
+
+def edit_point(project: Project, kind: str, form: dict) -> Project:
+    """Apply the inspector's "Set": only the fields whose value differs from what the inspector showed change.
+
+    ``form``: the inspector's values by :data:`INSPECTOR_FIELDS` name. Numbers are range-checked
+    (:func:`check_number`) first. Editing zoom or pan of a point framed by a shot rule keeps the
+    framing it had at that frame for the fields not edited and turns the rule off (a rule would
+    override the typed value); choosing a shot rule frames the point by it.
+    """
+    _check_kind(kind)
+    shown = inspector_values(project)
+    checked = dict(form)
+    for name in ("zoom", "pan_x", "pan_y", "yaw"):
+        checked[name] = check_number(name, form.get(name, shown[name]))
+    try:
+        checked["frame"] = int(float(form.get("frame", shown["frame"])))
+    except (TypeError, ValueError):
+        raise UserError(f"Frame must be a whole number, got {form.get('frame')!r}") from None
+    edited = {name: checked[name] for name in INSPECTOR_FIELDS if name in form and _differs(name, shown[name], checked[name])}
+    editing = shown["selected"] and kind == shown["kind"]
+    old_frame = shown["frame"] if editing else None
+    if not editing and find_point(project.timeline, kind, checked["frame"]) is not None:
+        old_frame = checked["frame"]  # "Set" on the frame of an existing point edits that point
+    old = find_point(project.timeline, kind, old_frame) if old_frame is not None else None
+    if editing and not edited:
+        return project
+    values = {name: v for name, v in edited.items() if name != "frame"}
+    if "shot" in values:
+        values["shot"] = None if values["shot"] in (NO_SHOT, "", None) else values["shot"]
+    framed = old.shot if old is not None else None
+    if framed is not None and "shot" not in values and {"zoom", "pan_x", "pan_y"} & set(values):
+        track = working_track(project)
+        resolved = camera_at(project.timeline, old.frame, track)
+        for name in ("zoom", "pan_x", "pan_y"):
+            values.setdefault(name, getattr(resolved, name))
+        values["shot"] = None
+    frame = checked["frame"] if "frame" in edited or old is None else old.frame
+    return put_point(project, kind, frame, values, replace_frame=old_frame if old is not None else None)
+
+
 def shot_rows(project: Project) -> list[list]:
     """One row per shot: number, frames, seconds, name."""
     if project.motion is None:
@@ -287,35 +494,42 @@ def shot_rows(project: Project) -> list[list]:
 # -- generate settings -----------------------------------------------------------------------------------
 
 def animate_settings(values: dict, size_multiple: int) -> AnimateSettings:
-    """Form values -> :class:`AnimateSettings`, with clear messages for bad ones."""
-    steps = int(values.get("steps", 20))
-    if steps < 1:
-        raise UserError(f"steps must be at least 1, got {steps}")
-    guidance = float(values.get("guidance", 2.0))
-    if not guidance >= 1:
-        raise UserError(f"guidance must be >= 1 (1 turns it off), got {guidance}")
+    """Form values -> :class:`AnimateSettings`; a bad value raises one :class:`UserError` naming its field."""
+    steps = check_number("steps", values.get("steps", 20), whole=True)
+    guidance = check_number("guidance", values.get("guidance", 2.0))
     top_k = values.get("top_k")
     if top_k in (None, "", "default"):
         top_k = None
     elif top_k != "all":
         try:
-            top_k = float(top_k)
+            float(top_k)
         except (TypeError, ValueError):
-            raise UserError(f"top-K must be a number of references' worth of tokens or 'all', got {top_k!r}") from None
-        if top_k <= 0:
-            raise UserError(f"top-K must be positive, got {top_k}")
-    clip, overlap = int(values.get("clip_frames", 12)), int(values.get("overlap", 4))
-    if clip < 1 or not 0 <= overlap < clip:
-        raise UserError(f"clip length must be >= 1 and overlap in 0..clip-1, got clip {clip}, overlap {overlap}")
+            raise UserError(f"Top-K must be a number of references' worth of tokens, 'default' or 'all', "
+                            f"got {top_k!r}") from None
+        top_k = check_number("top_k", top_k)
+    clip = check_number("clip_frames", values.get("clip_frames", 12), whole=True)
+    overlap = check_number("overlap", values.get("overlap", 4), whole=True)
+    if overlap >= clip:
+        raise UserError(f"Clip overlap must be less than the clip length ({clip}), got {overlap}")
     size = {}
-    for name in ("height", "width"):
-        value = int(values.get(name) or 0)
-        if value:
-            if value % size_multiple:
-                raise UserError(f"{name} {value} must be a multiple of {size_multiple} for this model")
-            size[name] = value
-    return AnimateSettings(steps=steps, guidance=guidance, seed=int(values.get("seed", 0)), top_k=top_k,
-                           clip_frames=clip, overlap=overlap, retarget=bool(values.get("retarget", False)), **size)
+    for name in ("width", "height"):
+        raw = values.get(name) or 0
+        label, low, high = RANGES[name]
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise UserError(f"{label} must be a number, got {raw!r}") from None
+        if value == 0:
+            continue  # the model's own size
+        if not math.isfinite(value) or value < 0:
+            raise UserError(f"{label} must be positive (or 0 for the model's size), got {value:g}")
+        value = check_number(name, value, whole=True)
+        if value % size_multiple:
+            raise UserError(f"{label} {value} must be a multiple of {size_multiple} for this model")
+        size[name] = value
+    seed = check_number("seed", values.get("seed", 0) or 0, whole=True)
+    return AnimateSettings(steps=steps, guidance=guidance, seed=seed, top_k=top_k, clip_frames=clip, overlap=overlap,
+                           retarget=bool(values.get("retarget", False)), **size)
 
 
 # -- project files ---------------------------------------------------------------------------------------

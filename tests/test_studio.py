@@ -189,10 +189,113 @@ def test_trim_drops_points_beyond(project):
 def test_animate_settings_validation():
     s = state.animate_settings({"steps": 2, "top_k": "all", "height": 16, "width": 32}, 4)
     assert (s.steps, s.top_k, s.height, s.width) == (2, "all", 16, 32)
-    for bad, match in (({"steps": 0}, "steps"), ({"guidance": 0.5}, "guidance"), ({"top_k": "many"}, "top-K"),
-                       ({"height": 18}, "multiple of 4"), ({"clip_frames": 4, "overlap": 4}, "overlap")):
+    for bad, match in (({"steps": 0}, "^Steps must be between 1 and 200, got 0$"), ({"guidance": 0.5}, "^Guidance"),
+                       ({"guidance": float("inf")}, "^Guidance must be a finite"), ({"top_k": "many"}, "^Top-K"),
+                       ({"height": 18}, "multiple of 4"), ({"clip_frames": 4, "overlap": 4}, "^Clip overlap"),
+                       ({"width": -16}, "^Width must be positive"), ({"width": -5}, "^Width must be positive"),
+                       ({"height": 20000}, "^Height must be between 16 and 2048, got 20000$"),
+                       ({"seed": 10**30}, "^Seed must be between"), ({"steps": 2.5}, "^Steps must be a whole")):
         with pytest.raises(UserError, match=match):
             state.animate_settings(bad, 4)
+
+
+def test_checked_numbers_name_the_field():
+    assert state.check_number("zoom", "2.5") == 2.5
+    for value, match in ((1e9, "^Zoom must be between 0.1 and 20, got 1e\\+09$"), (float("nan"), "^Zoom must be a finite"),
+                         ("x", "^Zoom must be a number")):
+        with pytest.raises(UserError, match=match):
+            state.check_number("zoom", value)
+    assert "0.1 to 20" in state.range_help("zoom")
+
+
+# -- the edit history ---------------------------------------------------------------------------------------
+def test_undo_after_three_edits_restores_the_plan_exactly_and_redo_reapplies(project):
+    start = state.record(project, state.put_point(project, "keyframe", 0, {"zoom": 1.0}), "add keyframe")
+    first = state.record(start, state.put_point(start, "keyframe", 100, {"zoom": 2.0, "easing": "ease-in-out"}), "add")
+    second = state.record(first, state.put_point(first, "cut", 150, {"zoom": 1.5}), "add cut")
+    third = state.record(second, state.put_point(second, "keyframe", 120, replace_frame=100), "move keyframe")
+    fourth = state.record(third, replace(third, settings={"steps": 3}), "steps")
+    assert len(fourth.history.past) == 5 and fourth.history.future == ()
+    back = fourth
+    for expected in (third, second, first, start):
+        back, what = state.undo(back)
+        assert back.timeline == expected.timeline and back.settings == expected.settings
+    assert back.timeline.keyframes == (state.find_point(start.timeline, "keyframe", 0),)
+    assert what == "add" and len(back.history.future) == 4
+    forward = back
+    for expected in (first, second, third, fourth):
+        forward, _ = state.redo(forward)
+        assert forward.timeline == expected.timeline and forward.settings == expected.settings
+    with pytest.raises(UserError, match="nothing to redo"):
+        state.redo(forward)
+    # a new edit after an undo drops the redo stack
+    undone, _ = state.undo(forward)
+    branched = state.record(undone, state.delete_point(undone, "cut", 150), "delete cut")
+    assert branched.history.future == () and branched.timeline.cuts == ()
+
+
+def test_scrubbing_and_selecting_are_not_edits_and_undo_keeps_results(project):
+    proj = state.record(project, state.put_point(project, "keyframe", 10), "add")
+    scrubbed = state.record(proj, replace(proj, frame=42, selected=None), "scrub")
+    assert scrubbed.history == proj.history
+    with_output = replace(scrubbed, outputs=["result.mp4"])
+    undone, _ = state.undo(with_output)
+    assert undone.timeline.keyframes == () and undone.outputs == ["result.mp4"]
+    with pytest.raises(UserError, match="nothing to undo"):
+        state.undo(undone)
+    long = project
+    for i in range(state.HISTORY_LIMIT + 5):
+        long = state.record(long, replace(long, settings={"seed": i}), "seed")
+    assert len(long.history.past) == state.HISTORY_LIMIT
+
+
+# -- the inspector -------------------------------------------------------------------------------------------
+def test_inspector_keeps_what_it_does_not_edit():
+    from studio.app import ASSETS
+
+    demo = state.demo_project(ASSETS / "demo")
+    wide = demo.timeline.keyframes[0]
+    assert (wide.easing, wide.label, wide.shot) == ("ease-in-out", "wide", "wide")
+    selected = replace(demo, selected=("keyframe", 0), frame=0)
+    shown = state.inspector_values(selected)
+    assert (shown["easing"], shown["label"], shown["shot"], shown["selected"]) == ("ease-in-out", "wide", "wide", True)
+    framing = state.camera_at(demo.timeline, 0, state.working_track(demo))
+    assert shown["pan_y"] == round(framing.pan_y, 3) and shown["zoom"] == round(framing.zoom, 3)
+    # "Set" with the form as shown changes nothing
+    form = {name: shown[name] for name in state.INSPECTOR_FIELDS}
+    assert state.edit_point(selected, "keyframe", form).timeline == demo.timeline
+    # only the zoom typed: easing, label and the framing's pan stay; the rule gives way to the typed zoom
+    edited = state.edit_point(selected, "keyframe", {**form, "zoom": 1.2})
+    point = state.find_point(edited.timeline, "keyframe", 0)
+    assert (point.zoom, point.easing, point.label) == (1.2, "ease-in-out", "wide")
+    assert point.shot is None and (point.pan_x, point.pan_y) == pytest.approx((framing.pan_x, framing.pan_y))
+    assert edited.timeline.keyframes[1:] == demo.timeline.keyframes[1:] and edited.timeline.cuts == demo.timeline.cuts
+    # only the label typed: the shot rule stays
+    relabelled = state.find_point(state.edit_point(selected, "keyframe", {**form, "label": "W"}).timeline, "keyframe", 0)
+    assert (relabelled.label, relabelled.shot, relabelled.easing, relabelled.zoom) == ("W", "wide", "ease-in-out", wide.zoom)
+    # a zoom out of range changes nothing and names the field
+    with pytest.raises(UserError, match="^Zoom must be between"):
+        state.edit_point(selected, "keyframe", {**form, "zoom": 1e9})
+    # nothing selected: "Set" adds a point at the scrubber's frame
+    added = state.edit_point(replace(demo, frame=20, selected=None), "keyframe",
+                             {**state.inspector_values(replace(demo, frame=20, selected=None)), "zoom": 3.0})
+    assert state.find_point(added.timeline, "keyframe", 20).zoom == 3.0 and len(added.timeline.keyframes) == 3
+    moved = state.edit_point(selected, "keyframe", {**form, "frame": 5})
+    assert state.find_point(moved.timeline, "keyframe", 5).label == "wide" and state.find_point(moved.timeline, "keyframe", 0) is None
+
+
+def test_suggestion_note_says_why_fewer():
+    keypoints = np.zeros((4, 128, 3), np.float32)
+    keypoints[..., :2] = 0.5
+    keypoints[0, :18, 2] = 1.0
+    keypoints[1, :18, 2] = 0.9
+    track = PoseTrack(keypoints, 64, 64)
+    picks = state.suggest_reference_frames(track, 3)
+    assert picks == [0]
+    assert "add no body part" in state.suggestion_note(track, picks, 3)
+    only = PoseTrack(keypoints[:1], 64, 64)
+    assert state.suggestion_note(only, [0], 3) == "only 1 of the video's 1 frames show a person"
+    assert state.suggestion_note(track, picks, 1) == ""
 
 
 # -- project files -------------------------------------------------------------------------------------------
