@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +13,14 @@ import yaml
 
 from engine.errors import UserError
 
+logger = logging.getLogger(__name__)
+
 STAGES = ("vae", "image", "temporal", "decoder")
+# Settings that define the model a run starts from: left out of a config (None), they are the starting model's
+# (``init_from``), else the preset's, else FALLBACKS. See :func:`inherit_from_model`.
+INHERITED = ("architecture", "resolution", "prediction_type", "zero_terminal_snr", "sampling_steps", "sampling_guidance")
+FALLBACKS = dict(architecture="default", resolution=128, prediction_type="epsilon", sampling_steps=1, sampling_guidance=1.0)
+OBJECTIVE = ("prediction_type", "zero_terminal_snr")  # what the denoiser was trained to predict, on which schedule
 
 
 @dataclass
@@ -23,12 +32,12 @@ class TrainConfig:
     the encoder, hence the latent space, stays as it is)."""
 
     preset: str = "tiny-synthetic"   # the preset these values started from (informational)
-    architecture: str = "default"    # engine.models.configs preset for a new model
+    architecture: str | None = None  # engine.models.configs preset (None: init_from's, else the preset's)
     init_from: str | None = None     # model directory to start from (previous stage, converted weights)
     stage: str = "image"
     data: str = "data/synth"         # dataset root (freeview synth make / freeview train prepare)
     output_dir: str = "runs/default"
-    resolution: int = 128
+    resolution: int | None = None    # None: init_from's resolution, else the preset's
     steps: int = 2000
     batch_size: int = 8
     frames: int = 1
@@ -38,15 +47,20 @@ class TrainConfig:
     warmup_steps: int = 100
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
-    prediction_type: str = "epsilon"  # or "v_prediction"
+    prediction_type: str | None = None  # "epsilon" or "v_prediction"; None: init_from's, else epsilon
     snr_gamma: float | None = None     # Min-SNR-gamma loss weighting (5.0 is the paper's value)
     zero_terminal_snr: bool | None = None  # rescale the noise schedule to zero terminal SNR (None: keep the model's)
+    # An objective (prediction_type, zero_terminal_snr) other than init_from's is refused unless this says "allow".
+    objective_change: str = "refuse"
     # Draw some timesteps more often than others (diffusers' train_text_to_image_sdxl names): "later" weighs the
     # noisiest `portion` of the schedule `multiplier` times, "earlier" the cleanest; "none" draws them uniformly.
     timestep_bias_strategy: str = "none"
     timestep_bias_portion: float = 0.25
     timestep_bias_multiplier: float = 1.0
     reference_dropout: float = 0.1
+    # The appearance input of the pose guider (engine.warps: the references warped into the target pose, as latents):
+    # "keep" trains the model as it is; "warp" adds it (zero-initialised) to a model that lacks it.
+    appearance: str = "keep"
     framing_loss_weight: float = 0.0   # auxiliary loss (train/framing.py, not in the paper): the PCM prefers the
                                        # reference framed like the target; 0 trains the PCM by the diffusion loss alone
     mixed_precision: str = "no"        # "no" | "fp16" | "bf16"
@@ -62,8 +76,9 @@ class TrainConfig:
     num_workers: int = 0
     seed: int = 0
     kl_weight: float = 1e-6            # vae stage only
-    sampling_steps: int = 1            # how the trained model will be sampled (its recommended steps and guidance,
-    sampling_guidance: float = 1.0     # as `freeview train export` records them): the previews and the decoder stage
+    sampling_steps: int | None = None      # how the trained model will be sampled (its recommended steps and guidance,
+    sampling_guidance: float | None = None # as `freeview train export` records them): the previews and the decoder
+                                           # stage; None: init_from's sampling.json, else the preset's, else 1 / 1.0
 
     def validate(self) -> "TrainConfig":
         def bad(field: str, value, why: str):
@@ -71,17 +86,21 @@ class TrainConfig:
 
         if self.stage not in STAGES:
             bad("stage", self.stage, f"is not one of {', '.join(STAGES)}")
-        if self.prediction_type not in ("epsilon", "v_prediction"):
+        if self.prediction_type not in (None, "epsilon", "v_prediction"):
             bad("prediction_type", self.prediction_type, "must be 'epsilon' or 'v_prediction'")
+        if self.objective_change not in ("refuse", "allow"):
+            bad("objective_change", self.objective_change, "must be 'refuse' or 'allow'")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
             bad("mixed_precision", self.mixed_precision, "must be 'no', 'fp16' or 'bf16'")
         if self.reference_shots not in ("other", "any"):
             bad("reference_shots", self.reference_shots, "must be 'other' or 'any'")
+        if self.appearance not in ("keep", "warp"):
+            bad("appearance", self.appearance, "must be 'keep' or 'warp'")
         if self.optimizer not in ("adamw", "adamw8bit"):
             bad("optimizer", self.optimizer, "must be 'adamw' or 'adamw8bit'")
         for name in ("steps", "batch_size", "frames", "max_refs", "checkpoint_every", "keep_checkpoints", "log_every", "resolution",
                      "sampling_steps"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 bad(name, getattr(self, name), "must be at least 1")
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             bad("learning_rate", self.learning_rate, "must be a positive number")
@@ -103,7 +122,7 @@ class TrainConfig:
             bad("lora_rank", self.lora_rank, "must be at least 1")
         if self.lora_rank is not None and self.stage not in ("image", "temporal"):
             bad("lora_rank", self.lora_rank, f"adapts the UNets: it applies to the image and temporal stages, not {self.stage!r}")
-        if not self.sampling_guidance >= 1:
+        if self.sampling_guidance is not None and not self.sampling_guidance >= 1:
             bad("sampling_guidance", self.sampling_guidance, "must be >= 1 (1 turns classifier-free guidance off)")
         if self.stage == "decoder" and self.init_from is None:
             bad("init_from", None, "must name a trained model for the decoder stage (it learns from the model's samples)")
@@ -125,13 +144,95 @@ PRESETS: dict[str, dict] = {
 
 
 def make_config(preset: str = "tiny-synthetic", **overrides) -> TrainConfig:
+    """A preset with ``overrides``; the :data:`INHERITED` settings it leaves out come from ``init_from``
+    (:func:`inherit_from_model`), then from the preset."""
     if preset not in PRESETS:
         raise UserError(f"config: unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise UserError(f"config: unknown key(s) {', '.join(unknown)}")
-    return TrainConfig(**{**PRESETS[preset], "preset": preset, **overrides}).validate()
+    base = PRESETS[preset]
+    values = {**{k: v for k, v in base.items() if k not in INHERITED}, "preset": preset, **overrides}
+    config = TrainConfig(**values).validate()
+    return inherit_from_model(config, fallback={k: base[k] for k in INHERITED if k in base})
+
+
+def model_settings(model_dir: str | Path) -> dict | None:
+    """What defines a model directory, from its files (no weights loaded): ``architecture`` (the
+    engine preset with its UNet's widths, None when none matches), ``resolution``, ``prediction_type``,
+    ``zero_terminal_snr``, ``sampling_steps`` / ``sampling_guidance`` / ``top_k`` (its sampling.json, None
+    where absent) and ``objective_trained`` (False for the output of a ``vae`` stage run, whose denoiser and
+    scheduler were never trained). None when the folder is not a readable model directory."""
+    from engine.model import SAMPLING_FILE
+
+    root = Path(model_dir)
+    try:
+        unet = json.loads((root / "denoising_unet" / "config.json").read_text())
+        vae = json.loads((root / "vae" / "config.json").read_text())
+        scheduler = json.loads((root / "scheduler" / "scheduler_config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    from engine.models.configs import PRESETS as ARCHITECTURES
+
+    plain = lambda v: list(v) if isinstance(v, (list, tuple)) else v
+    keys = ("block_out_channels", "cross_attention_dim", "layers_per_block")
+    architecture = next((name for name, arch in ARCHITECTURES.items()
+                         if all(plain(unet.get(k)) == plain(arch.unet[k]) for k in keys)), None)
+    size = unet.get("sample_size")
+    size = size[0] if isinstance(size, (list, tuple)) else size
+    resolution = int(size) * 2 ** (len(vae.get("block_out_channels", [0])) - 1) if size else None
+    try:
+        sampling = json.loads((root / SAMPLING_FILE).read_text())
+        sampling = sampling if isinstance(sampling, dict) else {}
+    except (OSError, ValueError):
+        sampling = {}
+    run = root.parent / "config.yaml"  # `train run` writes it beside runs/NAME/model and each checkpoint's model
+    stage = None
+    if run.is_file():
+        try:
+            stage = (yaml.safe_load(run.read_text()) or {}).get("stage")
+        except (yaml.YAMLError, AttributeError):
+            stage = None
+    return {
+        "architecture": architecture, "resolution": resolution,
+        "prediction_type": scheduler.get("prediction_type", "epsilon"),
+        "zero_terminal_snr": bool(scheduler.get("rescale_betas_zero_snr", False)),
+        "sampling_steps": sampling.get("steps"), "sampling_guidance": sampling.get("guidance"),
+        "top_k": sampling.get("top_k"), "objective_trained": stage != "vae",
+    }
+
+
+def inherit_from_model(config: TrainConfig, fallback: dict | None = None) -> TrainConfig:
+    """``config`` with every :data:`INHERITED` setting it leaves out (None) taken from the model it starts from
+    (``init_from``), else from ``fallback`` (the preset's), else :data:`FALLBACKS` (``zero_terminal_snr`` may stay
+    None: the scheduler's own). An objective set in the config that contradicts the starting model's is refused
+    (one line naming both) unless ``objective_change: allow``: a fine-tune that silently trains another
+    objective renders garbage with the model's scheduler. Idempotent."""
+    model = model_settings(config.init_from) if config.init_from else None
+    trained = model is not None and model["objective_trained"]
+    if model is not None and config.stage != "vae" and config.objective_change == "refuse" and trained:
+        for key in OBJECTIVE:
+            mine = getattr(config, key)
+            if mine is not None and mine != model[key]:
+                raise UserError(
+                    f"config: {key}={mine!r} contradicts the model it starts from ({config.init_from} has "
+                    f"{key}={model[key]!r}); leave {key} out to keep the model's, or set objective_change: allow "
+                    "to retrain it to another objective on purpose")
+    values, inherited = {}, []
+    for key in INHERITED:
+        if getattr(config, key) is not None:
+            continue
+        value = None
+        if model is not None and (trained or key not in OBJECTIVE):
+            value = model[key]
+            inherited += [f"{key}={value!r}"] if value is not None else []
+        if value is None:
+            value = (fallback or {}).get(key, FALLBACKS.get(key))
+        values[key] = value
+    if inherited:
+        logger.info("config: from %s: %s", config.init_from, ", ".join(inherited))
+    return dataclasses.replace(config, **values).validate() if values else config
 
 
 def load_config(path: str | Path, **overrides) -> TrainConfig:

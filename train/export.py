@@ -16,7 +16,8 @@ from engine.model import COMPONENTS, SAMPLING_FILE, check_model_dir
 def export_model_dir(source: str | Path, out: str | Path, *, half: bool = True, steps: int | None = None,
                      guidance: float | None = None, top_k: float | str | None = None, card: str | Path | None = None) -> Path:
     """Copy ``source`` to ``out`` atomically, weights in float16 when ``half`` (the engine loads them in the
-    precision of the device), with ``sampling.json`` when ``steps``/``guidance``/``top_k`` are given and a model card."""
+    precision of the device), with a model card and ``sampling.json``: the one of the model the run started from
+    (:func:`starting_sampling`), with ``steps``/``guidance``/``top_k`` replaced where given."""
     from engine.pipeline import FreeViewPipeline
 
     source = check_model_dir(source)
@@ -33,15 +34,40 @@ def export_model_dir(source: str | Path, out: str | Path, *, half: bool = True, 
     pipe = FreeViewPipeline.from_pretrained(source)
     if half:
         pipe.to(torch.float16)
+    given = {k: v for k, v in (("steps", steps), ("guidance", guidance), ("top_k", top_k)) if v is not None}
+    sampling = {**starting_sampling(source), **given}
     with atomic_dir(out) as tmp:
         pipe.save_pretrained(tmp, safe_serialization=True)
-        sampling = {k: v for k, v in (("steps", steps), ("guidance", guidance), ("top_k", top_k)) if v is not None}
         if sampling:
             (tmp / SAMPLING_FILE).write_text(json.dumps(sampling, indent=2) + "\n")
         if card is not None:
             shutil.copyfile(card, tmp / "README.md")
         check_model_dir(tmp)
     return Path(out)
+
+
+def starting_sampling(model_dir: str | Path, hops: int = 16) -> dict:
+    """The sampling a model was made to be used with: its own ``sampling.json``, else that of the model its
+    training run started from (``init_from`` in the ``config.yaml`` that `train run` writes beside
+    ``runs/NAME/model``), followed back through earlier runs; ``{}`` when none records one."""
+    import yaml
+
+    path = Path(model_dir)
+    for _ in range(hops):
+        try:
+            found = json.loads((path / SAMPLING_FILE).read_text())
+            if isinstance(found, dict):
+                return {k: found[k] for k in ("steps", "guidance", "top_k") if k in found}
+        except (OSError, ValueError):
+            pass
+        try:
+            start = (yaml.safe_load((path.parent / "config.yaml").read_text()) or {}).get("init_from")
+        except (OSError, yaml.YAMLError, AttributeError):
+            return {}
+        if not start:
+            return {}
+        path = Path(start)
+    return {}
 
 
 def model_size_mb(path: str | Path) -> float:
