@@ -36,7 +36,7 @@ from engine.models.configs import build_components
 from engine.models.network import FreeViewNetwork
 from engine.pipeline import FreeViewPipeline, clip_pixels
 
-from .config import TrainConfig, config_to_yaml
+from .config import TrainConfig, config_to_yaml, inherit_from_model
 from .framing import framing_loss
 
 logger = logging.getLogger(__name__)
@@ -323,7 +323,7 @@ def train(config: TrainConfig, resume: str | None = None, *, max_steps: int | No
 
     ``max_steps`` stops early (for benchmarks and tests) without changing the schedule.
     """
-    config.validate()
+    config = inherit_from_model(config.validate())  # what the config leaves out: the starting model's
     output_dir = Path(config.output_dir)
     accelerator = Accelerator(
         mixed_precision=config.mixed_precision,
@@ -380,6 +380,7 @@ def train(config: TrainConfig, resume: str | None = None, *, max_steps: int | No
     last_loss, started, first_step = math.nan, time.perf_counter(), step
     stop = config.steps if max_steps is None else min(config.steps, step + max_steps)
     model.train()
+    bar = progress_bar(config, step, stop, disable=not accelerator.is_main_process)
     while step < stop:
         g = step_generator(config, rank, step)
         batch = {k: v.to(accelerator.device) for k, v in batch_for_step(dataset, config, rank, step).items()}
@@ -404,6 +405,8 @@ def train(config: TrainConfig, resume: str | None = None, *, max_steps: int | No
                                  "outside_ddp_sum": float(sum(p.detach().double().sum() for p in outside_ddp))})
         step += 1
         last_loss = accelerator.gather(loss.detach()[None]).mean().item()
+        bar.set_postfix_str(f"loss {last_loss:.4f}", refresh=False)
+        bar.update(1)
         if accelerator.is_main_process and (step % config.log_every == 0 or step == stop):
             append_log(log_path, step, last_loss, lr_scheduler.get_last_lr()[0])
             if board is not None:
@@ -411,24 +414,38 @@ def train(config: TrainConfig, resume: str | None = None, *, max_steps: int | No
                 board.add_scalar("train/lr", lr_scheduler.get_last_lr()[0], step)
         if config.sample_every and step % config.sample_every == 0 and config.stage != "vae" and accelerator.is_main_process:
             model.eval()
-            save_sample(components, dataset, config, step, output_dir / "samples")
+            bar.write(f"step {step}: preview {save_sample(components, dataset, config, step, output_dir / 'samples')}")
             model.train()
         if step % config.checkpoint_every == 0 or step == config.steps:
             accelerator.wait_for_everyone()
             if accelerator.is_main_process:
                 if config.stage == "vae":
                     calibrate_latent_scale(components["vae"], dataset, config)
-                save_checkpoint(accelerator, config, components, step)
+                bar.write(f"step {step}: checkpoint {save_checkpoint(accelerator, config, components, step)}")
             accelerator.wait_for_everyone()
     if step == config.steps and accelerator.is_main_process:
         with ema_weights(ema, params):
             with atomic_dir(output_dir / "model") as tmp:
                 export_model(components, tmp)
+    bar.close()
     elapsed = time.perf_counter() - started
     if board is not None:
         board.close()
     accelerator.end_training()
     return {"step": step, "loss": last_loss, "seconds_per_step": elapsed / max(1, step - first_step)}
+
+
+def progress_bar(config: TrainConfig, step: int, stop: int, disable: bool = False):
+    """The console's view of a run: step, loss, seconds per step and time left (tqdm). On a terminal it
+    redraws each second; into a file or pipe it writes a line every 30 s, so a log stays readable."""
+    import sys
+
+    from tqdm import tqdm
+
+    tty = sys.stderr.isatty()
+    return tqdm(total=stop, initial=step, desc=f"train {config.stage}", unit="step", disable=disable,
+                mininterval=1.0 if tty else 30.0, dynamic_ncols=tty, ascii=not tty,
+                bar_format="{desc} {n_fmt}/{total_fmt} {bar} [{elapsed}<{remaining}, {rate_inv_fmt}] {postfix}")
 
 
 def load_checkpoint(accelerator: Accelerator, config: TrainConfig, checkpoint: Path) -> None:
