@@ -116,8 +116,8 @@ class FreeViewPipeline(DiffusionPipeline):
             raise ValueError(f"output size {width}x{height} must be positive multiples of {multiple} for this model")
         if steps <= 0:
             raise ValueError(f"steps must be at least 1, got {steps}")
-        if not guidance_scale >= 1.0:
-            raise ValueError(f"guidance must be >= 1 (1 turns classifier-free guidance off), got {guidance_scale}")
+        if not 1.0 <= guidance_scale < float("inf"):
+            raise ValueError(f"guidance must be a finite number >= 1 (1 turns classifier-free guidance off), got {guidance_scale}")
 
     # -- the call ---------------------------------------------------------------------------------
     @torch.no_grad()

@@ -12,7 +12,9 @@ import hashlib
 import logging
 import os
 import queue
+import re
 import tempfile
+import uuid
 import threading
 import time
 from dataclasses import replace
@@ -22,7 +24,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from engine.animate import Reference, animate, load_motion, load_reference, selection_caption
+from engine.animate import Reference, animate, kept_shares, load_motion, load_reference, selection_caption
 from engine.camera import EASINGS, SHOT_PRESETS, apply_camera, camera_curves
 from engine.errors import UserError
 from engine.model import ASSETS, check_model_dir, default_model_dir, load_pipeline, sampling_defaults
@@ -80,11 +82,114 @@ def cancel_generation() -> str:
 
 
 # -- helpers -------------------------------------------------------------------------------------------------
+_TEMP_ROOTS = tuple(sorted({tempfile.gettempdir(), str(Path(tempfile.gettempdir()).resolve()),
+                            os.environ.get("GRADIO_TEMP_DIR", "") or tempfile.gettempdir()}))
+_PATH = re.compile(r"(?:/[^\s'\"`:;,()<>|]+)+")
+
+
+def user_message(exc: Exception) -> str:
+    """The error as the user should read it: one line, uploaded files by their name, never a temporary path."""
+    message = " ".join((str(exc) or exc.__class__.__name__).split())
+    return _PATH.sub(lambda m: Path(m.group(0)).name if m.group(0).startswith(_TEMP_ROOTS) else m.group(0), message)
+
+
 def _fail(exc: Exception, outputs: int) -> tuple:
     """Show a user error and leave every output (the project included) as it was, except the status line."""
-    message = str(exc) or exc.__class__.__name__
+    message = user_message(exc)
     gr.Warning(message)
     return (*(gr.skip() for _ in range(outputs - 1)), f"**Problem:** {message}")
+
+
+# -- autosave: the project written in the background after each change, offered back on reload -------------------
+def autosave_dir() -> Path:
+    return Path(os.environ.get("FREEVIEW_STUDIO_AUTOSAVE", output_dir() / "autosave"))
+
+
+class Autosaver:
+    """Writes the newest project of each browser (``key``) atomically on a worker thread; edits never wait.
+
+    A burst of edits writes once: only the newest project per key is kept while the worker is busy.
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[str, state.Project] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._busy = False
+        self._thread: threading.Thread | None = None
+
+    @staticmethod
+    def path(key: str) -> Path:
+        return autosave_dir() / f"{key}.freeview"
+
+    @staticmethod
+    def previous_path(key: str) -> Path:
+        return autosave_dir() / f"{key}.previous.freeview"
+
+    def save(self, project: state.Project, key: str) -> None:
+        if not valid_key(key) or (not project.references and project.motion is None):
+            return
+        with self._lock:
+            self._pending[key] = project
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="freeview-autosave", daemon=True)
+                self._thread.start()
+            self._wake.notify_all()
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait until everything asked for is written (tests, and before the app closes)."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while (self._pending or self._busy) and time.monotonic() < deadline:
+                self._wake.wait(0.05)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._pending:
+                    if not self._wake.wait(60):
+                        self._thread = None
+                        return
+                key, project = self._pending.popitem()
+                self._busy = True
+            try:
+                state.save_project(replace(project, history=state.History()), self.path(key))
+            except Exception:  # noqa: BLE001 - autosave must never break editing; the next edit tries again
+                logger.exception("autosave failed")
+            finally:
+                with self._lock:
+                    self._busy = False
+                    self._wake.notify_all()
+
+
+AUTOSAVER = Autosaver()
+_KEY = re.compile(r"^[0-9a-f]{32}$")
+
+
+def valid_key(key) -> bool:
+    return isinstance(key, str) and bool(_KEY.match(key))
+
+
+def autosave_offer(key: str) -> tuple[bool, str]:
+    """On a page load: keep the last autosave aside (new edits must not overwrite it before the user decides)
+    and say what it holds; (False, '') when there is none."""
+    if not valid_key(key):
+        return False, ""
+    current, previous = Autosaver.path(key), Autosaver.previous_path(key)
+    if current.exists():
+        os.replace(current, previous)
+    if not previous.exists():
+        return False, ""
+    try:
+        proj = state.load_project(previous)
+    except ERRORS as exc:
+        return True, f"An autosaved project was found but cannot be read ({user_message(exc)})."
+    when = time.strftime("%H:%M", time.localtime(previous.stat().st_mtime))
+    what = [f"{len(proj.references)} photo(s)"]
+    if proj.motion is not None:
+        what.append(f"motion {proj.motion_name}")
+    what.append(f"{len(proj.timeline.keyframes)} keyframe(s), {len(proj.timeline.cuts)} cut(s)")
+    return True, f"**Restore the project from {when}?** ({', '.join(what)}; autosaved in this browser)"
 
 
 @lru_cache(maxsize=16)
@@ -123,43 +228,75 @@ def reference_summary(project: state.Project) -> str:
 
 
 # -- camera views: everything that shows the timeline ----------------------------------------------------------
-CAMERA_VIEW_COUNT = 13
+CAMERA_VIEW_COUNT = 16
+INSPECTOR_OUTPUTS = ("kind", "frame", "zoom", "pan_x", "pan_y", "yaw", "easing", "shot", "label")
 
 
 def camera_views(project: state.Project, message: str = "") -> tuple:
-    """(project, timeline, frame slider, preview, curves, shots, kind, frame, zoom, pan_x, pan_y, yaw, easing/label...)"""
+    """(project, timeline, frame slider, preview, curves, shots, the inspector's nine fields, note)."""
     if project.motion is None:
         return (project, state.timeline_payload(project), gr.update(maximum=1, value=0), None, None, [],
-                "keyframe", 0, 1.0, 0.0, 0.0, 0.0, message or "Load a motion to plan the camera.")
+                "keyframe", 0, 1.0, 0.0, 0.0, 0.0, "linear", state.NO_SHOT, "",
+                message or "Load a motion to plan the camera.")
     track = state.working_track(project)
-    curves, _ = camera_curves(project.timeline, track)
+    curves, shots = camera_curves(project.timeline, track)
     seen = apply_camera(track, project.timeline)
     frame = min(project.frame, len(track) - 1)
     picture = preview.camera_preview(track, project.timeline, frame, curves=curves, seen=seen)
     plot = preview.curve_plot(curves, [c.frame for c in project.timeline.cuts],
                               [k.frame for k in project.timeline.keyframes], frame)
-    kind, selected_frame = project.selected or ("keyframe", frame)
-    point = state.find_point(project.timeline, kind, selected_frame) if project.selected else None
-    zoom, pan_x, pan_y, yaw = (point.zoom, point.pan_x, point.pan_y, point.yaw) if point else (float(v) for v in curves[frame])
-    what = f"Editing the {kind} at frame {selected_frame}." if point else f"Frame {frame}: no point selected — the fields add a new one."
-    return (project, state.timeline_payload(project, strip_for(project)), gr.update(maximum=len(track) - 1, value=frame),
-            picture, plot, state.shot_rows(project), kind, selected_frame if point else frame,
-            round(zoom, 3), round(pan_x, 3), round(pan_y, 3), round(yaw, 2), message or what)
+    shown = state.inspector_values(project, curves)
+    kind = shown["kind"]
+    if shown["selected"]:
+        rule = f" (framed by the {shown['shot']} rule)" if shown["shot"] != state.NO_SHOT else ""
+        what = f"Editing the {kind} at frame {shown['frame']}{rule}. **Set** changes only the fields you edit."
+    else:
+        what = f"Frame {frame}: no point selected — **Set** adds a keyframe or cut here."
+    play = preview.playback_data(track, project.timeline, curves, seen, shots)
+    return (project, state.timeline_payload(project, strip_for(project), play),
+            gr.update(maximum=len(track) - 1, value=frame), picture, plot, state.shot_rows(project),
+            *(shown[name] for name in INSPECTOR_OUTPUTS), message or what)
 
 
 # -- the app ---------------------------------------------------------------------------------------------------
 CSS = """
-.fv-header { display: flex; align-items: baseline; gap: 14px; }
+.fv-header { display: flex; align-items: center; gap: 14px; flex-wrap: wrap; }
 .fv-header h1 { margin: 0; font-size: 26px; letter-spacing: 0.5px; }
 .fv-header span { color: #8b91a3; }
+#fv-load-demo { font-size: 16px; font-weight: 700; min-width: 220px; }
+#fv-undo, #fv-redo { max-width: 120px; }
 #fv-status { min-height: 1.6em; }
+#fv-restore { border: 1px solid #ff8a3d; border-radius: 8px; padding: 6px 10px; }
 """
 
-FORCE_DARK = "() => { if (!new URLSearchParams(location.search).has('__theme')) document.body.classList.add('dark'); }"
+# The dark theme; Ctrl+Z / Ctrl+Shift+Z (Ctrl+Y) press Undo / Redo outside text fields (there the browser undoes
+# the typing); space plays the camera plan; only the newest warning toast stays on screen.
+PAGE_JS = """() => {
+  if (!new URLSearchParams(location.search).has('__theme')) document.body.classList.add('dark');
+  const typing = (t) => t && (t.isContentEditable || t.tagName === 'TEXTAREA'
+    || (t.tagName === 'INPUT' && !['range', 'checkbox', 'radio', 'button'].includes(t.type)));
+  document.addEventListener('keydown', (e) => {
+    const key = (e.key || '').toLowerCase();
+    if ((e.ctrlKey || e.metaKey) && !e.altKey && (key === 'z' || key === 'y')) {
+      if (typing(e.target)) return;
+      const button = document.querySelector(key === 'y' || e.shiftKey ? '#fv-redo' : '#fv-undo');
+      if (button) { e.preventDefault(); button.click(); }
+    } else if (key === ' ' && !typing(e.target) && !e.target.closest('button')
+               && document.querySelector('#fv-timeline .fv-canvas') && window.fvTimeline && window.fvTimeline.toggle
+               && document.querySelector('#fv-timeline').offsetParent !== null) {
+      e.preventDefault();
+      window.fvTimeline.toggle();
+    }
+  });
+  new MutationObserver(() => {
+    const toasts = document.querySelectorAll('.toast-body');
+    for (let i = 0; i < toasts.length - 1; i++) toasts[i].remove();
+  }).observe(document.body, { childList: true, subtree: true });
+}"""
 
 
 def launch_kwargs() -> dict:
-    return {"theme": gr.themes.Soft(primary_hue="orange", neutral_hue="slate"), "css": CSS, "js": FORCE_DARK}
+    return {"theme": gr.themes.Soft(primary_hue="orange", neutral_hue="slate"), "css": CSS, "js": PAGE_JS}
 
 
 def pose_progress(progress: gr.Progress, total: int | None):
@@ -174,19 +311,32 @@ def pose_progress(progress: gr.Progress, total: int | None):
     return tick
 
 
+SETTING_NAMES = ("steps", "guidance", "seed", "top_k", "clip_frames", "overlap", "width", "height")
+
+
 def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
     """Build the studio (launches nothing). ``model``: a model directory to use instead of the embedded default."""
     default_source = MODEL_DIRECTORY if model else DEFAULT_MODEL
     recommended = sampling_defaults(model)
+    default_settings = {"steps": recommended["steps"], "guidance": recommended["guidance"], "seed": 0, "top_k": "default",
+                        "clip_frames": 12, "overlap": 4, "width": 0, "height": 0}
     with gr.Blocks(title="FreeView studio") as demo:
         project = gr.State(state.Project())
+        session = gr.State("")             # this browser's autosave key
+        browser_key = gr.BrowserState("", storage_key="freeview-autosave-key")
         selected_ref = gr.State(-1)
         with gr.Row(elem_classes="fv-header"):
             gr.Markdown("# FreeView studio")
             gr.Markdown("<span>several photos + a motion + a camera plan → an animation from any viewpoint</span>")
-            demo_btn = gr.Button("Load the demo (three photos, a motion, a zoom and a cut)", size="sm",
-                                 variant="secondary", elem_id="fv-load-demo")
-        status = gr.Markdown("", elem_id="fv-status")
+            demo_btn = gr.Button("▶ Try the demo", variant="primary", size="lg", elem_id="fv-load-demo")
+            undo_btn = gr.Button("↶ Undo", size="sm", elem_id="fv-undo")
+            redo_btn = gr.Button("↷ Redo", size="sm", elem_id="fv-redo")
+        with gr.Row(visible=False, elem_id="fv-restore") as restore_row:
+            restore_note = gr.Markdown("")
+            restore_btn = gr.Button("Restore it", variant="primary", size="sm", elem_id="fv-restore-yes")
+            fresh_btn = gr.Button("Start fresh (keep the file)", size="sm", elem_id="fv-restore-no")
+        status = gr.Markdown("Press **▶ Try the demo** for three photos, a motion and a camera plan ready to generate — "
+                             "or add your own photos below. Ctrl+Z undoes any change.", elem_id="fv-status")
 
         with gr.Tabs():
             # ---- References -------------------------------------------------------------------------------
@@ -218,8 +368,10 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
                     with gr.Column(scale=2):
                         demo_choice = gr.Dropdown(demo_motions(), label="Built-in demo motion", value=None,
                                                   elem_id="fv-demo-motion")
-                        motion_video = gr.File(label="…or a driving video (poses are extracted)", file_types=["video"])
-                        motion_file = gr.File(label="…or a pose file (OpenPose JSON or FreeView .json)", file_types=[".json"])
+                        motion_video = gr.File(label="…or a driving video (poses are extracted)", file_types=["video"],
+                                               elem_id="fv-motion-video")
+                        motion_file = gr.File(label="…or a pose file (OpenPose JSON or FreeView .json)", file_types=[".json"],
+                                              elem_id="fv-motion-file")
                         with gr.Row():
                             trim_start = gr.Slider(0, 1, value=0, step=1, label="Trim: first frame")
                             trim_stop = gr.Slider(1, 2, value=1, step=1, label="Trim: end frame (exclusive)")
@@ -241,26 +393,36 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
                 with gr.Row():
                     with gr.Column(scale=3):
                         frame_slider = gr.Slider(0, 1, value=0, step=1, label="Scrub", elem_id="fv-scrub")
+                        # room beside this picture for a composite of the references warped into the pose
                         camera_image = gr.Image(label="Source pose + camera frame | what the camera sees",
                                                 interactive=False, height=340, elem_id="fv-camera-preview")
-                        curves_image = gr.Image(label="Zoom and pan curves (cuts in red)", interactive=False, height=190)
+                        curves_image = gr.Image(label="Zoom, pan and yaw curves (cuts in red)", interactive=False,
+                                                height=190, elem_id="fv-curves")
                     with gr.Column(scale=2):
                         with gr.Group():
                             point_kind = gr.Radio(["keyframe", "cut"], value="keyframe", label="Point")
                             point_frame = gr.Number(0, label="Frame", precision=0, elem_id="fv-point-frame")
                             with gr.Row():
-                                point_zoom = gr.Number(1.0, label="Zoom", step=0.1, elem_id="fv-point-zoom")
-                                point_yaw = gr.Number(0.0, label="Yaw orbit (°)", step=5)
+                                point_zoom = gr.Number(1.0, label="Zoom", step=0.1, elem_id="fv-point-zoom",
+                                                       info=state.range_help("zoom", "1 = the whole source frame"))
+                                point_yaw = gr.Number(0.0, label="Yaw orbit (°)", step=5, elem_id="fv-point-yaw",
+                                                      info=state.range_help("yaw", "needs 3D poses"))
                             with gr.Row():
-                                point_pan_x = gr.Number(0.0, label="Pan x", step=0.05)
-                                point_pan_y = gr.Number(0.0, label="Pan y", step=0.05)
+                                point_pan_x = gr.Number(0.0, label="Pan x", step=0.05, elem_id="fv-point-pan-x",
+                                                        info=state.range_help("pan_x", "fraction of the width"))
+                                point_pan_y = gr.Number(0.0, label="Pan y", step=0.05, elem_id="fv-point-pan-y",
+                                                        info=state.range_help("pan_y", "fraction of the height"))
                             with gr.Row():
-                                point_easing = gr.Dropdown(list(EASINGS), value="linear", label="Easing")
-                                point_label = gr.Textbox(label="Label", placeholder="e.g. CU")
+                                point_easing = gr.Dropdown(list(EASINGS), value="linear", label="Easing",
+                                                           elem_id="fv-point-easing", info="how it moves to the next point")
+                                point_shot = gr.Dropdown([state.NO_SHOT, *SHOT_PRESETS], value=state.NO_SHOT,
+                                                         label="Shot rule", elem_id="fv-point-shot",
+                                                         info="frame the body as this shot (overrides zoom and pan)")
+                            point_label = gr.Textbox(label="Label", placeholder="e.g. CU", elem_id="fv-point-label")
                             with gr.Row():
                                 point_apply = gr.Button("Set point", variant="primary", elem_id="fv-point-apply")
-                                point_delete = gr.Button("Delete point", variant="stop")
-                        camera_note = gr.Markdown("")
+                                point_delete = gr.Button("Delete point", variant="stop", elem_id="fv-point-delete")
+                        camera_note = gr.Markdown("", elem_id="fv-camera-note")
                         shots_table = gr.Dataframe(headers=["shot", "frames", "seconds", "name"], label="Shots",
                                                    interactive=False, wrap=True)
 
@@ -268,33 +430,47 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
             with gr.Tab("Generate", id="generate"):
                 with gr.Row():
                     with gr.Column(scale=2):
-                        model_source = gr.Radio([DEFAULT_MODEL, MODEL_DIRECTORY], value=default_source, label="Model")
-                        model_dir = gr.Textbox(str(model or ""), label="Model directory",
+                        model_source = gr.Radio([DEFAULT_MODEL, MODEL_DIRECTORY], value=default_source, label="Model",
+                                                elem_id="fv-model-source")
+                        model_dir = gr.Textbox(str(model or ""), label="Model directory", elem_id="fv-model-dir",
+                                               visible=default_source == MODEL_DIRECTORY,
                                                placeholder="a FreeView model directory (freeview convert / train output)")
                         with gr.Row():
-                            steps = gr.Slider(1, 50, value=recommended["steps"], step=1, label="Steps", elem_id="fv-steps")
-                            guidance = gr.Slider(1.0, 6.0, value=recommended["guidance"], step=0.1, label="Guidance")
-                        with gr.Row():
-                            seed = gr.Number(0, label="Seed", precision=0)
-                            top_k = gr.Dropdown(["default", "0.5", "1", "2", "all"], value="default", allow_custom_value=True,
-                                                label="Top-K (references' worth of tokens)")
-                        with gr.Row():
-                            clip_frames = gr.Slider(1, 24, value=12, step=1, label="Clip length")
-                            overlap = gr.Slider(0, 12, value=4, step=1, label="Clip overlap")
-                        with gr.Row():
-                            out_width = gr.Number(0, label="Width (0 = model's)", precision=0)
-                            out_height = gr.Number(0, label="Height (0 = model's)", precision=0)
+                            steps = gr.Slider(1, 50, value=recommended["steps"], step=1, label="Steps", elem_id="fv-steps",
+                                              info=f"denoising steps; more is slower and finer (this model recommends "
+                                                   f"{recommended['steps']})")
+                            guidance = gr.Slider(1.0, 6.0, value=recommended["guidance"], step=0.1, label="Guidance",
+                                                 elem_id="fv-guidance",
+                                                 info="how strongly the photos steer the result; 1 = off")
+                        with gr.Accordion("Advanced", open=False, elem_id="fv-advanced"):
+                            with gr.Row():
+                                seed = gr.Number(0, label="Seed", precision=0, elem_id="fv-seed",
+                                                 info="same seed + same settings = the same result")
+                                top_k = gr.Dropdown(["default", "0.5", "1", "2", "all"], value="default",
+                                                    allow_custom_value=True, label="Top-K", elem_id="fv-top-k",
+                                                    info="how many photos' worth of the best-matching detail each frame "
+                                                         "keeps (cost stays flat); 'all' keeps every photo's")
+                            with gr.Row():
+                                clip_frames = gr.Slider(1, 24, value=12, step=1, label="Clip length", elem_id="fv-clip",
+                                                        info="frames denoised together; long videos are overlapping clips")
+                                overlap = gr.Slider(0, 12, value=4, step=1, label="Clip overlap", elem_id="fv-overlap",
+                                                    info="frames two clips share (smoother joins), less than the length")
+                            with gr.Row():
+                                out_width = gr.Number(0, label="Width", precision=0, elem_id="fv-width",
+                                                      info="pixels; " + state.range_help("width", "0 = the model's size"))
+                                out_height = gr.Number(0, label="Height", precision=0, elem_id="fv-height",
+                                                       info="pixels; " + state.range_help("height", "0 = the model's size"))
                         with gr.Row():
                             generate_btn = gr.Button("Generate", variant="primary", size="lg", elem_id="fv-generate")
                             cancel_btn = gr.Button("Cancel", variant="stop", size="lg", elem_id="fv-cancel")
                         gen_status = gr.Markdown("", elem_id="fv-gen-status")
-                        gen_preview = gr.Image(label="Pose | current estimate", height=200,
-                                               interactive=False)
+                        gen_preview = gr.Image(label="Pose | current estimate", height=200, interactive=False)
                     with gr.Column(scale=3):
                         result_video = gr.Video(label="Result", height=380, autoplay=True, loop=True, elem_id="fv-result")
                         result_file = gr.File(label="Download MP4")
-                        correlation_image = gr.Image(label="Which reference regions each frame used (red = most)",
-                                                     interactive=False)
+                        correlation_image = gr.Image(label="Which regions of each photo every frame drew on "
+                                                           "(rows: frames, columns: photos; red = used most)",
+                                                     interactive=False, elem_id="fv-correlation")
                         recent = gr.Dataframe(headers=["time", "file"], label="Recent outputs", interactive=False)
 
         with gr.Accordion("Project", open=False):
@@ -304,15 +480,25 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
                 load_file = gr.File(label="Open a project", file_types=[".freeview", ".zip"])
 
         settings_inputs = [steps, guidance, seed, top_k, clip_frames, overlap, out_width, out_height]
-        camera_outputs = [project, timeline, frame_slider, camera_image, curves_image, shots_table, point_kind, point_frame,
-                          point_zoom, point_pan_x, point_pan_y, point_yaw, camera_note]
+        inspector = [point_kind, point_frame, point_zoom, point_pan_x, point_pan_y, point_yaw, point_easing, point_shot,
+                     point_label]
+        camera_outputs = [project, timeline, frame_slider, camera_image, curves_image, shots_table, *inspector, camera_note]
         assert len(camera_outputs) == CAMERA_VIEW_COUNT
 
+        def edited(before: state.Project, after: state.Project, what: str, key: str, merge: bool = False) -> state.Project:
+            """Every change goes through here: onto the edit history, then autosaved in the background."""
+            after = state.record(before, after, what, merge=merge)
+            if state.is_edit(before, after):
+                AUTOSAVER.save(after, key)
+            return after
+
         # ---- references handlers ----------------------------------------------------------------------------
-        def on_upload(proj: state.Project, files):
+        def on_upload(proj: state.Project, key, files):
+            before = proj
             files = [Path(f) for f in files or []]
             poses = {f.name[: -len(".pose.json")]: f for f in files if f.name.endswith(".pose.json")}
             notes = []
+            added = 0
             for f in files:
                 if f.name.endswith(".json"):
                     continue
@@ -321,16 +507,18 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
                     ref = load_reference(f, pose=pose)
                     warning = _people_warning(ref) if pose is None else None
                     proj = state.add_reference(proj, ref, warning)
+                    added += 1
                     if warning:
                         notes.append(f"{f.name}: {warning}")
                 except ERRORS as exc:
-                    notes.append(f"{f.name}: {exc}")
-            for note in notes:
-                gr.Warning(note)
-            message = "**Problem:** " + "; ".join(notes) if notes else f"Added {len(files) - len(poses)} photo(s)."
+                    notes.append(f"{f.name}: {user_message(exc)}")
+            if notes:
+                gr.Warning("; ".join(notes))
+            proj = edited(before, proj, f"add {added} photo(s)", key)
+            message = "**Problem:** " + "; ".join(notes) if notes else f"Added {added} photo(s)."
             return proj, gallery_items(proj), reference_summary(proj), None, message
 
-        ref_upload.upload(on_upload, [project, ref_upload], [project, gallery, ref_summary, ref_upload, status],
+        ref_upload.upload(on_upload, [project, session, ref_upload], [project, gallery, ref_summary, ref_upload, status],
                           api_name="add_references")
 
         def on_select(evt: gr.SelectData):
@@ -338,24 +526,28 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
 
         gallery.select(on_select, None, selected_ref)
 
-        def on_move(proj, index, offset):
+        def on_move(proj, key, index, offset):
             try:
-                proj, index = state.move_reference(proj, index, offset)
+                moved, index = state.move_reference(proj, index, offset)
             except ERRORS as exc:
                 return _fail(exc, 4)
-            return proj, gallery_items(proj), index, f"Moved to position {index + 1}."
+            moved = edited(proj, moved, "reorder photos", key)
+            return moved, gallery_items(moved), index, f"Moved to position {index + 1}."
 
-        move_left.click(lambda p, i: on_move(p, i, -1), [project, selected_ref], [project, gallery, selected_ref, status])
-        move_right.click(lambda p, i: on_move(p, i, 1), [project, selected_ref], [project, gallery, selected_ref, status])
+        move_left.click(lambda p, k, i: on_move(p, k, i, -1), [project, session, selected_ref],
+                        [project, gallery, selected_ref, status])
+        move_right.click(lambda p, k, i: on_move(p, k, i, 1), [project, session, selected_ref],
+                         [project, gallery, selected_ref, status])
 
-        def on_remove(proj, index):
+        def on_remove(proj, key, index):
             try:
-                proj = state.remove_reference(proj, index)
+                removed = state.remove_reference(proj, index)
             except ERRORS as exc:
                 return _fail(exc, 5)
-            return proj, gallery_items(proj), reference_summary(proj), -1, "Removed."
+            removed = edited(proj, removed, "remove a photo", key)
+            return removed, gallery_items(removed), reference_summary(removed), -1, "Removed (Undo brings it back)."
 
-        remove_ref.click(on_remove, [project, selected_ref], [project, gallery, ref_summary, selected_ref, status])
+        remove_ref.click(on_remove, [project, session, selected_ref], [project, gallery, ref_summary, selected_ref, status])
 
         def on_suggest(video, count, progress=gr.Progress()):
             try:
@@ -378,50 +570,60 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
             except ERRORS as exc:
                 return _fail(exc, 3)
             cards = [(preview.reference_card(r), f"frame {r.name.rsplit('_f', 1)[-1]} · {r.shot}") for r in refs]
-            return cards, refs, f"Suggested {len(refs)} frame(s) covering {', '.join(sorted({r.shot for r in refs}))}."
+            message = f"Suggested {len(refs)} frame(s) covering {', '.join(sorted({r.shot for r in refs}))}."
+            why = state.suggestion_note(track, picks, int(count))
+            if why:
+                message = f"Suggested {len(refs)} of the {int(count)} asked: {why}."
+            return cards, refs, message
 
         suggest_btn.click(on_suggest, [suggest_video, suggest_count], [suggestions, suggested_frames, status])
 
-        def on_add_suggestions(proj, refs):
+        def on_add_suggestions(proj, key, refs):
             if not refs:
                 return _fail(UserError("suggest frames from a video first"), 4)
+            before = proj
             for ref in refs:
                 proj = state.add_reference(proj, ref)
+            proj = edited(before, proj, f"add {len(refs)} suggested photo(s)", key)
             return proj, gallery_items(proj), reference_summary(proj), f"Added {len(refs)} suggested reference(s)."
 
-        add_suggestions.click(on_add_suggestions, [project, suggested_frames], [project, gallery, ref_summary, status])
+        add_suggestions.click(on_add_suggestions, [project, session, suggested_frames],
+                              [project, gallery, ref_summary, status])
 
         # ---- motion handlers ---------------------------------------------------------------------------------
-        motion_outputs = [trim_start, trim_stop, motion_info, motion_preview]
+        motion_outputs = [trim_start, trim_stop, motion_info, motion_preview, demo_choice]
 
         def motion_views(proj: state.Project) -> tuple:
+            if proj.motion is None:
+                return (gr.update(maximum=1, value=0), gr.update(maximum=2, value=1), "No motion yet.", None, None)
             n = len(proj.motion)
             track = state.working_track(proj)
             info = (f"**{proj.motion_name}** — {n} frames at {proj.motion.fps:g} fps ({n / proj.motion.fps:.1f} s), "
                     f"{proj.motion.width}×{proj.motion.height}; using frames {proj.trim[0]}–{proj.trim[1] - 1}"
                     + (" · retargeted" if proj.retarget and proj.references else ""))
+            choice = proj.motion_name if proj.motion_name in demo_motions() else None
             return (gr.update(maximum=n - 1, value=proj.trim[0]), gr.update(maximum=n, value=proj.trim[1]), info,
-                    skeleton_video(track))
+                    skeleton_video(track), choice)
 
-        def load_track(proj, track, name):
-            proj = state.set_motion(proj, track, name)
-            views = camera_views(proj, f"Loaded motion {name}.")
-            return (*views, *motion_views(proj))
+        def load_track(proj, key, track, name):
+            new = edited(proj, state.set_motion(proj, track, name), f"load motion {name}", key)
+            views = camera_views(new, f"Loaded motion {name}.")
+            return (*views, *motion_views(new))
 
         all_motion_outputs = camera_outputs + motion_outputs
 
-        def on_demo(proj, name):
+        def on_demo(proj, key, name):
             try:
                 if not name:
                     raise UserError("pick a demo motion")
                 track = load_motion(demo_motions_dir() / f"{name}.json")
-                return load_track(proj, track, name)
+                return load_track(proj, key, track, name)
             except ERRORS as exc:
                 return _fail(exc, len(all_motion_outputs))
 
-        demo_choice.input(on_demo, [project, demo_choice], all_motion_outputs, api_name="load_demo_motion")
+        demo_choice.input(on_demo, [project, session, demo_choice], all_motion_outputs, api_name="load_demo_motion")
 
-        def on_motion_file(proj, path, progress=gr.Progress()):
+        def on_motion_file(proj, key, path, progress=gr.Progress()):
             try:
                 if not path:
                     raise UserError("choose a file")
@@ -431,72 +633,102 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
 
                     total = max(probe_video(path).frames, 1)
                 track = load_motion(path, progress=pose_progress(progress, total))
-                return load_track(proj, track, Path(path).stem)
+                return load_track(proj, key, track, Path(path).stem)
             except ERRORS as exc:
                 return _fail(exc, len(all_motion_outputs))
 
-        motion_video.upload(on_motion_file, [project, motion_video], all_motion_outputs)
-        motion_file.upload(on_motion_file, [project, motion_file], all_motion_outputs, api_name="load_motion")
+        motion_video.upload(on_motion_file, [project, session, motion_video], all_motion_outputs)
+        motion_file.upload(on_motion_file, [project, session, motion_file], all_motion_outputs, api_name="load_motion")
 
-        def on_trim(proj, start, stop, retarget):
+        def on_trim(proj, key, start, stop, retarget):
             try:
                 if proj.motion is None:
                     raise UserError("load a motion first")
-                proj = replace(state.set_trim(proj, start, stop), retarget=bool(retarget))
-                return (*camera_views(proj), *motion_views(proj))
+                trimmed = replace(state.set_trim(proj, start, stop), retarget=bool(retarget))
+                trimmed = edited(proj, trimmed, "trim / retarget the motion", key)
+                return (*camera_views(trimmed), *motion_views(trimmed))
             except ERRORS as exc:
                 return _fail(exc, len(all_motion_outputs))
 
         for control in (trim_start, trim_stop):
-            control.release(on_trim, [project, trim_start, trim_stop, retarget_box], all_motion_outputs)
-        retarget_box.input(on_trim, [project, trim_start, trim_stop, retarget_box], all_motion_outputs)
+            control.release(on_trim, [project, session, trim_start, trim_stop, retarget_box], all_motion_outputs)
+        retarget_box.input(on_trim, [project, session, trim_start, trim_stop, retarget_box], all_motion_outputs)
 
         # ---- camera handlers ---------------------------------------------------------------------------------
-        def guarded(transform):
-            def handler(proj, *args):
+        def guarded(transform, what):
+            """A camera handler: ``transform(project, *args)`` recorded as ``what(*args)``; errors change nothing."""
+            def handler(proj, key, *args):
                 try:
-                    return camera_views(transform(proj, *args))
+                    new = transform(proj, *args)
+                    new = edited(proj, new, what(*args), key)
+                    return camera_views(new)
                 except ERRORS as exc:
                     return _fail(exc, CAMERA_VIEW_COUNT)
             return handler
 
-        timeline.edit(guarded(state.apply_timeline_payload), [project, timeline], camera_outputs,
-                      trigger_mode="always_last", api_name="timeline_edit")
-        frame_slider.input(guarded(lambda p, f: replace(p, frame=int(f), selected=None)), [project, frame_slider],
-                           camera_outputs, trigger_mode="always_last", show_progress="hidden")
+        timeline.edit(guarded(state.apply_timeline_payload, state.timeline_edit_name), [project, session, timeline],
+                      camera_outputs, trigger_mode="always_last", api_name="timeline_edit")
+        frame_slider.input(guarded(lambda p, f: replace(p, frame=int(f), selected=None), lambda f: "scrub"),
+                           [project, session, frame_slider], camera_outputs, trigger_mode="always_last",
+                           show_progress="hidden")
         for button, name, kind in preset_buttons:
-            button.click(guarded(lambda p, name=name, kind=kind: state.add_preset(p, name, kind)), [project], camera_outputs)
+            button.click(guarded(lambda p, name=name, kind=kind: state.add_preset(p, name, kind),
+                                 lambda name=name, kind=kind: f"{name} {kind}"), [project, session], camera_outputs)
 
-        def set_point(proj, kind, frame, zoom, pan_x, pan_y, yaw, easing, label):
-            values = {"zoom": float(zoom), "pan_x": float(pan_x), "pan_y": float(pan_y), "yaw": float(yaw),
-                      "easing": easing, "label": label or None, "shot": None}
-            old = proj.selected[1] if proj.selected and proj.selected[0] == kind else None
-            if old is None and state.find_point(proj.timeline, kind, int(frame)) is not None:
-                old = int(frame)
-            return state.put_point(proj, kind, int(frame), values, replace_frame=old)
+        def set_point(proj, kind, frame, zoom, pan_x, pan_y, yaw, easing, label, shot=None):
+            form = {"frame": frame, "zoom": zoom, "pan_x": pan_x, "pan_y": pan_y, "yaw": yaw, "easing": easing,
+                    "label": label or ""}
+            if shot is not None:
+                form["shot"] = shot
+            return state.edit_point(proj, kind, form)
 
-        point_apply.click(guarded(set_point), [project, point_kind, point_frame, point_zoom, point_pan_x, point_pan_y,
-                                               point_yaw, point_easing, point_label], camera_outputs, api_name="set_point")
-        point_delete.click(guarded(lambda p, kind, frame: state.delete_point(p, kind, int(frame))),
-                           [project, point_kind, point_frame], camera_outputs)
+        point_apply.click(guarded(set_point, lambda kind, frame, *rest: f"set {kind} at frame {int(frame or 0)}"),
+                          [project, session, *inspector[:-2], point_label, point_shot], camera_outputs,
+                          api_name="set_point")
+        point_delete.click(guarded(lambda p, kind, frame: state.delete_point(p, kind, int(frame)),
+                                   lambda kind, frame: f"delete {kind} at frame {int(frame or 0)}"),
+                           [project, session, point_kind, point_frame], camera_outputs)
+
+        # ---- settings: part of the project (and its history) -------------------------------------------------------
+        def settings_of(proj: state.Project) -> dict:
+            return {**default_settings, **proj.settings}
+
+        def on_setting(proj, key, *values):
+            values = dict(zip(SETTING_NAMES, values))
+            try:
+                state.animate_settings(values, 1)  # the ranges now; the model's size multiple when generating
+            except ERRORS as exc:
+                return _fail(exc, 2)
+            changed = [name for name in SETTING_NAMES if settings_of(proj).get(name) != values[name]]
+            after = replace(proj, settings=values)
+            return edited(proj, after, f"change {', '.join(changed) or 'settings'}", key, merge=True), ""
+
+        for control in settings_inputs:
+            event = control.release if isinstance(control, gr.Slider) else control.input
+            event(on_setting, [project, session, *settings_inputs], [project, gen_status], show_progress="hidden")
+        model_source.change(lambda source: gr.update(visible=source == MODEL_DIRECTORY), model_source, model_dir)
 
         # ---- generate ---------------------------------------------------------------------------------------
         def on_generate(proj, source, directory, *settings_values, progress=gr.Progress()):
-            names = ("steps", "guidance", "seed", "top_k", "clip_frames", "overlap", "width", "height")
-            values = dict(zip(names, settings_values))
+            values = dict(zip(SETTING_NAMES, settings_values))
             skip = (gr.skip(),) * 5
             try:
                 if not proj.references:
                     raise UserError("add at least one reference photo (References tab)")
                 track = state.working_track(proj)
                 proj.timeline.check_frames(len(track))
-                pipe = get_pipeline(directory.strip() if source == MODEL_DIRECTORY and directory else None)
+                settings = state.animate_settings({**values, "retarget": proj.retarget}, 1)
+                if source == MODEL_DIRECTORY and not (directory or "").strip():
+                    raise UserError("Model directory is empty: type the folder of a FreeView model, "
+                                    "or choose the embedded default")
+                pipe = get_pipeline(directory.strip() if source == MODEL_DIRECTORY else None)
                 settings = state.animate_settings({**values, "retarget": proj.retarget}, pipe.size_multiple)
                 motion = proj.motion.slice(*proj.trim)
                 seen = apply_camera(track, proj.timeline)
             except ERRORS as exc:
-                gr.Warning(str(exc))
-                yield (*skip, gr.skip(), f"**Problem:** {exc}")
+                message = user_message(exc)
+                gr.Warning(message)
+                yield (*skip, gr.skip(), f"**Problem:** {message}")
                 return
             events: queue.Queue = queue.Queue()
             outcome: dict = {}
@@ -518,25 +750,31 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
             yield (*skip, None, "Encoding references…")
             stride = max(1, settings.clip_frames - settings.overlap)
             latest = None  # the newest estimate of the middle frame, shown beside the driving pose
+            pose = None
+            line = ""
             while (item := events.get()) is not None:
-                if item[0] == "preview":
+                if item[0] == "preview":  # after every step, the last one included (so also with one step)
                     latest = item[1]
+                    if pose is not None:
+                        yield (*skip, preview.beside(pose, latest), line)
                     continue
                 step, total_steps, clip, clips = item
                 done, total = step * clips + clip + 1, total_steps * clips
+                elapsed = time.perf_counter() - started
+                left = elapsed / done * (total - done)
                 progress((done, total), desc=f"step {step + 1}/{total_steps} · clip {clip + 1}/{clips}")
                 frame = min(len(seen) - 1, clip * stride + settings.clip_frames // 2)
                 pose = preview.render_pose_view(seen, frame)
-                if latest is not None:
-                    pose = preview.beside(pose, latest)
-                yield (*skip, pose, f"Generating: step **{step + 1}/{total_steps}**, clip **{clip + 1}/{clips}** "
-                                    f"({time.perf_counter() - started:.0f} s)")
+                line = (f"Generating: step **{step + 1}/{total_steps}**, clip **{clip + 1}/{clips}** — "
+                        f"{elapsed:.0f} s so far, " + (f"about {left:.0f} s left" if done < total else "finishing"))
+                yield (*skip, preview.beside(pose, latest) if latest is not None else pose, line)
             worker.join()
             if "error" in outcome:
                 exc = outcome["error"]
                 logger.exception("generation failed", exc_info=exc)
-                gr.Warning(str(exc))
-                yield (*skip, gr.skip(), f"**Generation failed:** {exc}")
+                message = user_message(exc)
+                gr.Warning(message)
+                yield (*skip, gr.skip(), f"**Generation failed:** {message}")
                 return
             animation = outcome.get("animation")
             if animation is None:
@@ -545,12 +783,14 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             out = write_video(output_dir() / f"freeview-{stamp}-{int(time.time() * 1000) % 1000:03d}.mp4",
                               animation.frames, animation.fps)
-            correlation = preview.correlation_or_none([r.image for r in refs], animation.correlation)
-            proj = replace(proj, outputs=[str(out)] + proj.outputs, settings=values)
+            kept = selection_caption([r.shot for r in refs], animation.correlation, animation.top_k, settings.disable_pcm)
+            shares = kept_shares(animation.correlation, animation.top_k) if kept else None
+            correlation = preview.correlation_or_none([r.image for r in refs], animation.correlation,
+                                                      [f"{e.shot}" for e in proj.references], shares)
+            proj = replace(proj, outputs=[str(out)] + proj.outputs)
             rows = [[time.strftime("%H:%M:%S", time.localtime(Path(p).stat().st_mtime)), Path(p).name]
                     for p in proj.outputs if Path(p).exists()]
             t = animation.timings
-            kept = selection_caption([r.shot for r in refs], animation.correlation, animation.top_k, settings.disable_pcm)
             yield (proj, str(out), str(out), correlation, rows, gr.skip(),
                    f"**Done:** {len(animation.frames)} frames in {sum(t.values()):.1f} s → `{out.name}`"
                    + (f" · {kept}" if kept else ""))
@@ -563,8 +803,7 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
 
         # ---- project ------------------------------------------------------------------------------------------
         def on_save(proj, *settings_values):
-            names = ("steps", "guidance", "seed", "top_k", "clip_frames", "overlap", "width", "height")
-            proj = replace(proj, settings=dict(zip(names, settings_values)))
+            proj = replace(proj, settings=dict(zip(SETTING_NAMES, settings_values)))
             try:
                 path = state.save_project(proj, output_dir() / f"project-{time.strftime('%Y%m%d-%H%M%S')}.freeview")
             except ERRORS as exc:
@@ -577,20 +816,19 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
 
         def project_views(proj, message: str) -> tuple:
             views = camera_views(proj, message)
-            motion = motion_views(proj) if proj.motion is not None else (gr.skip(),) * len(motion_outputs)
-            s = proj.settings
-            fields = [s.get(name, gr.skip()) for name in ("steps", "guidance", "seed", "top_k", "clip_frames", "overlap",
-                                                         "width", "height")]
-            return (*views, *motion, gallery_items(proj), reference_summary(proj), *fields, message)
+            fields = settings_of(proj)
+            return (*views, *motion_views(proj), gallery_items(proj), reference_summary(proj),
+                    *(fields[name] for name in SETTING_NAMES), message)
 
         def keep_current(proj) -> str:
             """Save the user's work before another project replaces it; a note saying where, or ''."""
             if not proj.references and proj.motion is None:
                 return ""
-            path = state.save_project(proj, output_dir() / f"project-before-{time.strftime('%Y%m%d-%H%M%S')}.freeview")
-            return f" Your previous project is saved as `{path.name}` (Project → Open brings it back)."
+            path = state.save_project(replace(proj, history=state.History()),
+                                      output_dir() / f"project-before-{time.strftime('%Y%m%d-%H%M%S')}.freeview")
+            return f" Your previous project is saved as `{path.name}` (Undo, or Project → Open, brings it back)."
 
-        def on_open(proj, path):
+        def on_open(proj, key, path):
             try:
                 if not path:
                     raise UserError("choose a project file")
@@ -598,19 +836,57 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
                 note = keep_current(proj)
             except ERRORS as exc:
                 return _fail(exc, len(project_outputs))
+            opened = edited(proj, opened, f"open {Path(path).name}", key)
             return project_views(opened, f"Opened {Path(path).name}.{note}")
 
-        load_file.upload(on_open, [project, load_file], project_outputs, api_name="open_project")
+        load_file.upload(on_open, [project, session, load_file], project_outputs, api_name="open_project")
 
-        def on_load_demo(proj):
+        def on_load_demo(proj, key):
             try:
                 demo_proj = state.demo_project(demo_dir())
                 note = keep_current(proj)
             except ERRORS as exc:
                 return _fail(exc, len(project_outputs))
+            demo_proj = edited(proj, demo_proj, "load the demo", key)
             return project_views(demo_proj, f"Loaded the demo: press **Generate** on the Generate tab.{note}")
 
-        demo_btn.click(on_load_demo, [project], project_outputs, api_name="load_demo")
+        demo_btn.click(on_load_demo, [project, session], project_outputs, api_name="load_demo")
+
+        # ---- undo / redo (buttons, Ctrl+Z / Ctrl+Shift+Z) ----------------------------------------------------------
+        def on_history(proj, key, step):
+            try:
+                moved, what = step(proj)
+            except ERRORS as exc:
+                return _fail(exc, len(project_outputs))
+            AUTOSAVER.save(moved, key)
+            verb = "Undid" if step is state.undo else "Redid"
+            return project_views(moved, f"{verb}: {what}." + (f" ({state.history_note(moved)})"
+                                                              if state.history_note(moved) else ""))
+
+        undo_btn.click(lambda p, k: on_history(p, k, state.undo), [project, session], project_outputs, api_name="undo")
+        redo_btn.click(lambda p, k: on_history(p, k, state.redo), [project, session], project_outputs, api_name="redo")
+
+        # ---- autosave: offered back on reload ----------------------------------------------------------------------
+        def on_page_load(key):
+            key = key if valid_key(key) else uuid.uuid4().hex
+            offered, note = autosave_offer(key)
+            return key, key, gr.update(visible=offered), note
+
+        demo.load(on_page_load, [browser_key], [browser_key, session, restore_row, restore_note])
+
+        def on_restore(proj, key):
+            try:
+                if not valid_key(key) or not Autosaver.previous_path(key).exists():
+                    raise UserError("there is no autosaved project to restore")
+                restored = state.load_project(Autosaver.previous_path(key))
+            except ERRORS as exc:
+                return (*_fail(exc, len(project_outputs)), gr.skip())
+            restored = edited(proj, restored, "restore the autosaved project", key)
+            return (*project_views(restored, "Restored the autosaved project."), gr.update(visible=False))
+
+        restore_btn.click(on_restore, [project, session], [*project_outputs, restore_row], api_name="restore_autosave")
+        fresh_btn.click(lambda: (gr.update(visible=False), "Starting fresh; the autosaved project stays on disk "
+                                 f"in {autosave_dir().name}/ until the next reload."), None, [restore_row, status])
     return demo
 
 

@@ -11,13 +11,15 @@ import numpy as np
 
 from engine.animate import Reference
 from engine.camera import CameraTimeline, apply_camera, camera_curves
-from engine.poses import PoseTrack, render_pose
+from engine.poses import BODY, PoseTrack, render_pose
+from engine.poses.render import BODY_COLORS, LIMBS
 
 BACKGROUND = (24, 26, 33)
 ACCENT = (255, 138, 61)      # keyframes, zoom
 CUT = (240, 70, 90)          # cuts
 PAN_X = (90, 190, 255)
 PAN_Y = (140, 230, 140)
+YAW = (200, 140, 255)
 GRID = (52, 56, 68)
 TEXT = (220, 224, 235)
 
@@ -33,7 +35,8 @@ def _fit_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     return max(2, round(width * scale)), max(2, round(height * scale))
 
 
-def _label(image: np.ndarray, text: str, colour=(255, 255, 255), background=(0, 0, 0), corner: str = "bl") -> np.ndarray:
+def _label(image: np.ndarray, text: str, colour=(255, 255, 255), background=(0, 0, 0), corner: str = "bl",
+           line: int = 0) -> np.ndarray:
     import cv2
 
     out = image.copy()
@@ -45,6 +48,7 @@ def _label(image: np.ndarray, text: str, colour=(255, 255, 255), background=(0, 
     pad = 5
     x = pad if corner.endswith("l") else out.shape[1] - tw - 3 * pad
     y = out.shape[0] - pad if corner.startswith("b") else th + 3 * pad
+    y += (-1 if corner.startswith("b") else 1) * line * (th + 3 * pad + base)
     cv2.rectangle(out, (x - pad, y - th - pad - base // 2), (x + tw + pad, y + pad), background, -1)
     cv2.putText(out, text, (x, y - base // 2), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 1, cv2.LINE_AA)
     return out
@@ -58,9 +62,10 @@ def reference_card(reference: Reference, warning: str | None = None, max_side: i
     skeleton = render_pose(reference.keypoints, width, height, face=False)
     mask = skeleton.max(axis=2, keepdims=True) > 0
     card = np.where(mask, (0.25 * photo + 0.75 * skeleton).astype(np.uint8), photo)
-    card = _label(card, reference.shot, background=(40, 40, 40))
+    # labels at the top: the gallery's captions cover the bottom of each picture
+    card = _label(card, reference.shot, background=(40, 40, 40), corner="tl")
     if warning:
-        card = _label(card, "! " + warning, colour=(0, 0, 0), background=(255, 200, 60), corner="tl")
+        card = _label(card, "! " + warning, colour=(0, 0, 0), background=(255, 200, 60), corner="tl", line=1)
     return card
 
 
@@ -94,6 +99,32 @@ def view_rectangle(track: PoseTrack, timeline: CameraTimeline, zoom: float, pan_
     return cx - view_w / 2, cy - view_h / 2, cx + view_w / 2, cy + view_h / 2
 
 
+def playback_data(track: PoseTrack, timeline: CameraTimeline, curves: np.ndarray, seen: PoseTrack,
+                  shots: list[str] | None = None, canvas: tuple[int, int] = (560, 210), threshold: float = 0.3) -> dict:
+    """What the timeline's player draws per frame (JSON-ready, coordinates in thousandths, -1 = not visible).
+
+    ``source``: the body joints in the source frame; ``rect``: the camera's view there (left, top, right,
+    bottom); ``seen``: the joints as the camera frames them; ``curves``: zoom, pan x, pan y, yaw.
+    """
+    def joints(keypoints: np.ndarray) -> list[list[int]]:
+        body = keypoints[:, BODY]
+        xy = np.round(body[..., :2] * 1000).astype(int)
+        xy[body[..., 2] <= threshold] = -1
+        return xy.reshape(len(body), -1).tolist()
+
+    zoom, pan_x, pan_y = curves[:, 0], curves[:, 1], curves[:, 2]
+    left, top, right, bottom = view_rectangle(track, timeline, zoom, pan_x, pan_y)
+    rect = np.stack([left / track.width, top / track.height, right / track.width, bottom / track.height], axis=1)
+    out_w, out_h = seen.width, seen.height
+    return {
+        "sw": track.width, "sh": track.height, "ow": out_w, "oh": out_h, "cw": canvas[0], "ch": canvas[1],
+        "limbs": LIMBS.tolist(), "colors": [f"rgb({r},{g},{b})" for r, g, b in BODY_COLORS[: len(LIMBS)]],
+        "source": joints(track.keypoints), "seen": joints(seen.keypoints),
+        "rect": np.round(rect * 1000).astype(int).tolist(), "curves": np.round(curves, 3).tolist(),
+        "shots": shots,
+    }
+
+
 def camera_preview(track: PoseTrack, timeline: CameraTimeline, frame: int, size: int = 320,
                    curves: np.ndarray | None = None, seen: PoseTrack | None = None) -> np.ndarray:
     """Side by side at ``frame``: the source pose with the camera's frame rectangle | what the camera sees."""
@@ -125,7 +156,8 @@ def camera_preview(track: PoseTrack, timeline: CameraTimeline, frame: int, size:
 
 def curve_plot(curves: np.ndarray, cut_frames: list[int], key_frames: list[int], frame: int,
                width: int = 720, height: int = 170) -> np.ndarray:
-    """Zoom (orange, left scale) and pan x/y (blue/green, right scale) over frames; cuts as red lines."""
+    """Zoom (orange, left scale), pan x/y (blue/green, right scale) and yaw (violet, its own ± scale named in the
+    legend) over frames; cuts as red lines."""
     from PIL import Image, ImageDraw
 
     n = len(curves)
@@ -138,6 +170,8 @@ def curve_plot(curves: np.ndarray, cut_frames: list[int], key_frames: list[int],
     z_of = lambda z: bottom - (bottom - top) * (z - z_lo) / max(z_hi - z_lo, 1e-6)  # noqa: E731
     p_lim = max(0.25, float(np.abs(curves[:, 1:3]).max()) * 1.1)
     p_of = lambda p: bottom - (bottom - top) * (p + p_lim) / (2 * p_lim)  # noqa: E731
+    y_lim = max(45.0, float(np.abs(curves[:, 3]).max()) * 1.1)  # yaw in degrees, its own scale
+    y_of = lambda y: bottom - (bottom - top) * (y + y_lim) / (2 * y_lim)  # noqa: E731
     for g in range(5):
         y = top + (bottom - top) * g / 4
         draw.line([(left, y), (right, y)], fill=GRID)
@@ -147,7 +181,9 @@ def curve_plot(curves: np.ndarray, cut_frames: list[int], key_frames: list[int],
     for f in key_frames:
         draw.polygon([(x_of(f), bottom + 2), (x_of(f) - 4, bottom + 8), (x_of(f) + 4, bottom + 8)], fill=ACCENT)
     xs = [x_of(f) for f in range(n)]
-    for values, of, colour in ((curves[:, 1], p_of, PAN_X), (curves[:, 2], p_of, PAN_Y), (zoom, z_of, ACCENT)):
+    has_yaw = bool(np.any(curves[:, 3] != 0))
+    lines = [(curves[:, 1], p_of, PAN_X), (curves[:, 2], p_of, PAN_Y)] + ([(curves[:, 3], y_of, YAW)] if has_yaw else [])
+    for values, of, colour in lines + [(zoom, z_of, ACCENT)]:
         points = list(zip(xs, (of(v) for v in values)))
         if len(points) > 1:
             draw.line(points, fill=colour, width=2)
@@ -159,17 +195,68 @@ def curve_plot(curves: np.ndarray, cut_frames: list[int], key_frames: list[int],
     draw.text((left, bottom + 8), "zoom", fill=ACCENT)
     draw.text((left + 44, bottom + 8), "pan x", fill=PAN_X)
     draw.text((left + 92, bottom + 8), "pan y", fill=PAN_Y)
-    draw.text((left + 140, bottom + 8), "| cut", fill=CUT)
+    draw.text((left + 140, bottom + 8), f"yaw (±{y_lim:.0f}°)" if has_yaw else "yaw 0°", fill=YAW)
+    draw.text((left + 230, bottom + 8), "| cut", fill=CUT)
     draw.text((right - 60, bottom + 8), f"frame {frame}", fill=TEXT)
     return np.asarray(image)
 
 
-def correlation_or_none(reference_images: list[np.ndarray], correlation: np.ndarray | None) -> np.ndarray | None:
+CORRELATION_ROWS = 6
+CORRELATION_TILE = 96
+
+
+def correlation_frames(frames: int, rows: int = CORRELATION_ROWS) -> np.ndarray:
+    """The target frames :func:`engine.animate.correlation_picture` shows, one per row (its own sampling)."""
+    return np.linspace(0, frames - 1, min(rows, frames)).round().astype(int)
+
+
+def correlation_or_none(reference_images: list[np.ndarray], correlation: np.ndarray | None,
+                        names: list[str] | None = None, shares: list[float] | None = None) -> np.ndarray | None:
+    """engine's correlation grid (rows: target frames, columns: photos), labelled: the photos' names (and their
+    share of the kept tokens) on top, the frame numbers on the left, a colour scale with its values below."""
+    import cv2
+
     from engine.animate import correlation_picture
 
     if correlation is None or not len(reference_images):
         return None
-    return correlation_picture(reference_images, correlation)
+    tile = CORRELATION_TILE
+    grid = correlation_picture(reference_images, correlation, frames=CORRELATION_ROWS, size=tile)
+    picks = correlation_frames(correlation.shape[0])
+    count = len(reference_images)
+    names = names or [f"photo {i + 1}" for i in range(count)]
+    margin, header, footer = 64, 40, 46
+    height, width = grid.shape[0] + header + footer, grid.shape[1] + margin + 8
+    canvas = np.full((height, width, 3), BACKGROUND, np.uint8)
+    canvas[header:header + grid.shape[0], margin:margin + grid.shape[1]] = grid
+    font = cv2.FONT_HERSHEY_SIMPLEX
+
+    def text(s: str, x: int, y: int, scale: float = 0.4, colour=TEXT, fit: int | None = None) -> None:
+        if fit is not None:
+            (tw, _), _ = cv2.getTextSize(s, font, scale, 1)
+            if tw > fit:
+                scale *= fit / tw
+        cv2.putText(canvas, s, (x, y), font, scale, colour, 1, cv2.LINE_AA)
+
+    for r in range(count):
+        x = margin + r * tile + 3
+        text(f"{r + 1}. {names[r]}", x, 16, fit=tile - 6)
+        if shares is not None:
+            text(f"{100 * shares[r]:.0f}% kept", x, 32, colour=ACCENT, fit=tile - 6)
+    text("frame", 6, 16)
+    for row, frame in enumerate(picks):
+        text(f"f{frame}", 8, header + row * tile + tile // 2 + 5, 0.45)
+    # the colour scale: the grid's own normalisation (min..max over all frames and photos)
+    lo, hi = float(correlation.min()), float(correlation.max())
+    bar_left, bar_right, bar_top = margin, width - 8, header + grid.shape[0] + 8
+    ramp = np.linspace(0, 255, bar_right - bar_left).astype(np.uint8)[None, :].repeat(10, axis=0)
+    canvas[bar_top:bar_top + 10, bar_left:bar_right] = cv2.applyColorMap(ramp, cv2.COLORMAP_JET)[..., ::-1]
+    text(f"{lo:.2f} little used", bar_left, bar_top + 26, 0.38)
+    label = f"used most {hi:.2f}"
+    (tw, _), _ = cv2.getTextSize(label, font, 0.38, 1)
+    text(label, bar_right - tw, bar_top + 26, 0.38)
+    text("correlation", 6, bar_top + 9, 0.35)
+    return canvas
 
 
 def render_pose_view(track: PoseTrack, frame: int, max_side: int = 256) -> np.ndarray:

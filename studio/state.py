@@ -83,9 +83,15 @@ def is_edit(before: Project, after: Project) -> bool:
     return _content(before) != _content(after)
 
 
-def record(before: Project, after: Project, what: str) -> Project:
-    """``after``, with ``before`` on its undo stack when the step changed the project (redo is cleared then)."""
+def record(before: Project, after: Project, what: str, merge: bool = False) -> Project:
+    """``after``, with ``before`` on its undo stack when the step changed the project (redo is cleared then).
+
+    ``merge``: when the last step was the same (``what`` equal), this one joins it, so typing a number
+    digit by digit is one step to undo.
+    """
     if not is_edit(before, after):
+        return replace(after, history=before.history)
+    if merge and before.history.past and before.history.past[-1][0] == what and not before.history.future:
         return replace(after, history=before.history)
     past = (before.history.past + ((what, replace(before, history=History())),))[-HISTORY_LIMIT:]
     return replace(after, history=History(past, ()))
@@ -312,8 +318,8 @@ def add_preset(project: Project, name: str, kind: str) -> Project:
     return put_point(project, kind, frame, values, replace_frame=frame if existing is not None else None)
 
 
-def timeline_payload(project: Project, strip: str = "") -> str:
-    """The timeline component's value: JSON the browser draws and edits."""
+def timeline_payload(project: Project, strip: str = "", play: dict | None = None) -> str:
+    """The timeline component's value: JSON the browser draws and edits (``play``: what its player draws)."""
     n = len(working_track(project)) if project.motion is not None else 0
     data = {
         "n": n, "frame": project.frame, "fps": project.motion.fps if project.motion is not None else 25.0,
@@ -321,8 +327,9 @@ def timeline_payload(project: Project, strip: str = "") -> str:
         "cuts": [{"frame": c.frame, "label": c.label or c.shot or "cut"} for c in project.timeline.cuts],
         "selected": {"kind": project.selected[0], "frame": project.selected[1]} if project.selected else None,
         "strip": strip,
+        "play": play,
     }
-    return json.dumps(data)
+    return json.dumps(data, separators=(",", ":"))
 
 
 def apply_timeline_payload(project: Project, payload: str) -> Project:
@@ -382,7 +389,7 @@ RANGES = {
     "top_k": ("Top-K", 0.1, 64.0),
     "clip_frames": ("Clip length", 1, 64),
     "overlap": ("Clip overlap", 0, 63),
-    "seed": ("Seed", 0, 2**63 - 1),
+    "seed": ("Seed", 0, 2**64 - 1),
     "width": ("Width", 16, 2048),
     "height": ("Height", 16, 2048),
 }
@@ -398,6 +405,10 @@ def range_help(name: str, extra: str = "") -> str:
 def check_number(name: str, value, *, whole: bool = False) -> float | int:
     """``value`` as a number inside ``RANGES[name]``; otherwise one :class:`UserError` naming the field."""
     label, low, high = RANGES[name]
+    if whole and isinstance(value, int) and not isinstance(value, bool):  # exact, even past 2**53 (seeds)
+        if not low <= value <= high:
+            raise UserError(f"{label} must be between {low:g} and {high:g}, got {value}")
+        return value
     try:
         number = float(value)
     except (TypeError, ValueError):

@@ -6,6 +6,12 @@ or a cut (the tool buttons pick which; "scrub" only moves the playhead), a drag 
 a marker, a double-click deletes it. Each edit sets ``props.value`` to the payload plus
 ``"edit": {"op": ...}`` and fires the custom ``edit`` event, which
 :func:`studio.state.apply_timeline_payload` turns into a new project.
+
+The chosen tool lives in the page (``window.fvTimeline``), not in the component's props, so it
+stays chosen across the server's updates and nothing the server sends (an error included) can
+leave the template without it. "Play" runs the camera plan over the pose track in the browser:
+the payload's ``play`` block (the framed skeleton per frame, see :func:`studio.preview.playback_data`)
+is drawn on a canvas at the track's frame rate, with the playhead moving along the strip.
 No front-end build: plain JavaScript in gradio 6's ``html_template`` / ``js_on_load``.
 """
 
@@ -15,15 +21,17 @@ import gradio as gr
 
 HTML_TEMPLATE = r"""
 ${(function () {
-  var d; try { d = JSON.parse(value || '{}'); } catch (err) { d = {}; }
+  var d; try { d = JSON.parse((typeof value === 'string' && value) || '{}'); } catch (err) { d = {}; }
   var esc = function (s) { return String(s).replace(/[&<>"']/g, function (c) { return '&#' + c.charCodeAt(0) + ';'; }); };
   var n = d.n || 0;
-  var t = tool || 'keyframe';
+  var t = (window.fvTimeline && window.fvTimeline.tool) || 'keyframe';
   var toolButton = function (name, text) {
     return '<button class="fv-tool' + (t === name ? ' on' : '') + '" data-tool="' + name + '">' + text + '</button>';
   };
   var h = '<div class="fv-tools">' + toolButton('keyframe', '&#9670; keyframe') + toolButton('cut', '&#9986; cut')
-        + toolButton('scrub', '&#9654; scrub')
+        + toolButton('scrub', '&#8596; scrub')
+        + (n ? '<button class="fv-play" data-action="play" title="play the camera plan over the motion (space)">&#9654; Play</button>'
+             + '<span class="fv-rate"></span>' : '')
         + '<span class="fv-hint">click the strip to place &middot; drag a marker to move &middot; double-click to delete</span></div>';
   if (!n) { return h + '<div class="fv-empty">Load a motion (Motion tab) to plan the camera over it.</div>'; }
   var pct = function (f) { return (n > 1 ? f / (n - 1) : 0) * 100; };
@@ -45,7 +53,12 @@ ${(function () {
        + '%" title="keyframe at frame ' + k.frame + '"><span>' + esc(k.label) + '</span></div>';
   });
   h += '<div class="fv-head" style="left:' + pct(d.frame || 0) + '%"><b>' + (d.frame || 0) + '</b></div>';
-  return h + '</div>';
+  h += '</div>';
+  if (d.play) {
+    h += '<div class="fv-player"><canvas class="fv-canvas" width="' + (d.play.cw || 480) + '" height="' + (d.play.ch || 200)
+       + '" data-frame="' + (d.frame || 0) + '"></canvas></div>';
+  }
+  return h;
 })()}
 """
 
@@ -76,46 +89,188 @@ CSS_TEMPLATE = r"""
 .fv-head { position: absolute; top: -6px; bottom: -6px; width: 2px; margin-left: -1px; background: #ffffff; z-index: 1;
   pointer-events: none; }
 .fv-head b { position: absolute; bottom: -14px; left: 3px; font-size: 10px; color: #ffffff; }
+.fv-play { padding: 4px 14px; border-radius: 14px; border: 1px solid #5b8cff; background: #1d2a4a; color: #dfe8ff;
+  cursor: pointer; font-size: 13px; margin-left: 10px; }
+.fv-play.on { background: #5b8cff; color: #10131a; font-weight: 600; }
+.fv-rate { color: #8b91a3; font-size: 12px; min-width: 60px; }
+.fv-player { display: flex; justify-content: center; margin: 4px 10px 6px 10px; }
+.fv-canvas { background: #181a21; border-radius: 8px; max-width: 100%; }
 """
 
 JS_ON_LOAD = r"""
+const ui = window.fvTimeline = window.fvTimeline || { tool: 'keyframe' };
 let drag = null;
+let lastDown = { key: '', time: 0 };
+let playing = null;
+const DOUBLE_MS = 450;
+const data = () => { try { return JSON.parse(props.value || '{}'); } catch (err) { return {}; } };
 const frameAt = (track, clientX) => {
   const r = track.getBoundingClientRect();
   const n = Number(track.dataset.n);
   return Math.max(0, Math.min(n - 1, Math.round((clientX - r.left) / r.width * (n - 1))));
 };
 const send = (edit, frame) => {
-  let d = {};
-  try { d = JSON.parse(props.value || '{}'); } catch (err) { d = {}; }
+  const d = data();
   d.edit = edit;
   if (frame !== undefined) { d.frame = frame; }
   d.nonce = Date.now();
   props.value = JSON.stringify(d);
   trigger('edit');
 };
+// -- playback: the framed skeleton drawn on a canvas, the playhead moving along the strip --------------
+const draw = (canvas, play, f) => {
+  const ctx = canvas.getContext('2d');
+  const W = canvas.width, H = canvas.height;
+  ctx.fillStyle = '#181a21';
+  ctx.fillRect(0, 0, W, H);
+  const gap = 12;
+  const side = (W - gap) / 2;
+  const fit = (w, h) => { const s = Math.min(side / w, H / h); return [w * s, h * s]; };
+  const [sw, sh] = fit(play.sw, play.sh);
+  const [ow, oh] = fit(play.ow, play.oh);
+  const sx0 = (side - sw) / 2, sy0 = (H - sh) / 2, ox0 = side + gap + (side - ow) / 2, oy0 = (H - oh) / 2;
+  ctx.fillStyle = '#0c0c10';
+  ctx.fillRect(ox0, oy0, ow, oh);
+  const skeleton = (pts, x0, y0, w, h) => {
+    ctx.lineWidth = Math.max(2, h / 90);
+    play.limbs.forEach(([a, b], i) => {
+      const xa = pts[2 * a], ya = pts[2 * a + 1], xb = pts[2 * b], yb = pts[2 * b + 1];
+      if (xa < 0 || xb < 0) { return; }
+      ctx.strokeStyle = play.colors[i];
+      ctx.beginPath();
+      ctx.moveTo(x0 + xa / 1000 * w, y0 + ya / 1000 * h);
+      ctx.lineTo(x0 + xb / 1000 * w, y0 + yb / 1000 * h);
+      ctx.stroke();
+    });
+  };
+  ctx.save();
+  ctx.beginPath(); ctx.rect(sx0, sy0, sw, sh); ctx.clip();
+  skeleton(play.source[f], sx0, sy0, sw, sh);
+  ctx.restore();
+  const r = play.rect[f];
+  ctx.strokeStyle = '#ff8a3d';
+  ctx.lineWidth = 2;
+  ctx.strokeRect(sx0 + r[0] / 1000 * sw, sy0 + r[1] / 1000 * sh, (r[2] - r[0]) / 1000 * sw, (r[3] - r[1]) / 1000 * sh);
+  ctx.save();
+  ctx.beginPath(); ctx.rect(ox0, oy0, ow, oh); ctx.clip();
+  skeleton(play.seen[f], ox0, oy0, ow, oh);
+  ctx.restore();
+  ctx.strokeStyle = '#ff8a3d';
+  ctx.strokeRect(ox0 + 1, oy0 + 1, ow - 2, oh - 2);
+  ctx.fillStyle = '#dfe2ec';
+  ctx.font = '12px sans-serif';
+  ctx.fillText('source  f' + f, sx0 + 6, sy0 + sh - 8);
+  const c = play.curves[f];
+  ctx.fillText('camera  ' + c[0].toFixed(2) + 'x  pan ' + c[1].toFixed(2) + ',' + c[2].toFixed(2)
+               + (c[3] ? '  yaw ' + c[3].toFixed(0) : '') + (play.shots ? '  · ' + play.shots[f] : ''), ox0 + 6, oy0 + oh - 8);
+};
+const moveHead = (f, n) => {
+  const head = element.querySelector('.fv-head');
+  if (!head) { return; }
+  head.style.left = (n > 1 ? f / (n - 1) * 100 : 0) + '%';
+  const b = head.querySelector('b');
+  if (b) { b.textContent = f; }
+};
+const stop = (tell) => {
+  if (!playing) { return; }
+  const p = playing;
+  playing = null;
+  cancelAnimationFrame(p.raf);
+  const button = element.querySelector('.fv-play');
+  if (button) { button.classList.remove('on'); button.innerHTML = '&#9654; Play'; }
+  if (tell) { send({ op: 'scrub' }, p.frame); }
+};
+const start = () => {
+  const d = data();
+  if (!d.play || !d.n) { return; }
+  const play = d.play;
+  const startFrame = d.frame >= d.n - 1 ? 0 : (d.frame || 0);
+  playing = { frame: startFrame, t0: performance.now(), shown: 0, raf: 0, last: -1, drawMs: 0 };
+  const button = element.querySelector('.fv-play');
+  if (button) { button.classList.add('on'); button.innerHTML = '&#10074;&#10074; Pause'; }
+  const tick = (now) => {
+    if (!playing) { return; }
+    const f = (startFrame + Math.floor((now - playing.t0) * (d.fps || 25) / 1000)) % d.n;
+    if (f !== playing.last) {
+      const canvas = element.querySelector('.fv-canvas');
+      const t = performance.now();
+      if (canvas) { draw(canvas, play, f); }
+      playing.drawMs += performance.now() - t;
+      moveHead(f, d.n);
+      playing.last = f;
+      playing.frame = f;
+      playing.shown += 1;
+      const seconds = (now - playing.t0) / 1000;
+      if (seconds > 0.5) {
+        const fps = playing.shown / seconds;
+        element.dataset.fps = fps.toFixed(1);
+        element.dataset.drawMs = (playing.drawMs / playing.shown).toFixed(2);
+        const rate = element.querySelector('.fv-rate');
+        if (rate) { rate.textContent = fps.toFixed(0) + ' fps'; }
+      }
+    }
+    playing.raf = requestAnimationFrame(tick);
+  };
+  playing.raf = requestAnimationFrame(tick);
+};
+ui.toggle = () => { if (playing) { stop(true); } else { start(); } };
+// the still frame at the playhead, whenever the server sends a new plan
+let paintedValue = null;
+const paintStill = () => {
+  if (playing) { return; }
+  const canvas = element.querySelector('.fv-canvas');
+  if (!canvas || (canvas.dataset.painted && paintedValue === props.value)) { return; }
+  const d = data();
+  if (!d.play) { return; }
+  draw(canvas, d.play, Math.max(0, Math.min(d.frame || 0, d.n - 1)));
+  canvas.dataset.painted = '1';
+  paintedValue = props.value;
+};
+new MutationObserver(paintStill).observe(element, { childList: true, subtree: true });
+paintStill();
 element.addEventListener('click', (e) => {
   const button = e.target.closest('[data-tool]');
-  if (button) { props.tool = button.dataset.tool; }
+  if (button) {
+    ui.tool = button.dataset.tool;
+    element.querySelectorAll('.fv-tool').forEach((b) => b.classList.toggle('on', b.dataset.tool === ui.tool));
+    props.tool = ui.tool;  // re-render with the new tool (the template reads window.fvTimeline)
+    return;
+  }
+  if (e.target.closest('[data-action=play]')) { ui.toggle(); }
 });
 element.addEventListener('pointerdown', (e) => {
   const track = e.target.closest('.fv-track');
   if (!track || e.button !== 0) { return; }
+  stop(false);
   const mark = e.target.closest('.fv-mark');
   if (mark) {
     const f = Number(mark.dataset.frame);
+    const key = mark.dataset.kind + ':' + f;
+    const now = Date.now();
+    // A double-click is two presses on the same marker: the first press re-renders the strip
+    // (the selection), so the browser's own dblclick never reaches the new element.
+    if (lastDown.key === key && now - lastDown.time < DOUBLE_MS) {
+      lastDown = { key: '', time: 0 };
+      drag = null;
+      e.preventDefault();
+      send({ op: 'delete', kind: mark.dataset.kind, frame: f });
+      return;
+    }
+    lastDown = { key, time: now };
     drag = { mark, track, kind: mark.dataset.kind, from: f, frame: f };
-    mark.setPointerCapture(e.pointerId);
+    try { mark.setPointerCapture(e.pointerId); } catch (err) { /* the marker may already be gone */ }
     e.preventDefault();
     return;
   }
+  lastDown = { key: '', time: 0 };
   const f = frameAt(track, e.clientX);
-  const tool = props.tool || 'keyframe';
+  const tool = ui.tool || 'keyframe';
   if (tool === 'scrub') { send({ op: 'scrub' }, f); } else { send({ op: 'add', kind: tool, frame: f }, f); }
 });
 element.addEventListener('pointermove', (e) => {
   if (!drag) { return; }
   const f = frameAt(drag.track, e.clientX);
+  if (f === drag.frame) { return; }
   drag.frame = f;
   const n = Number(drag.track.dataset.n);
   drag.mark.style.left = (n > 1 ? f / (n - 1) * 100 : 0) + '%';
@@ -127,10 +282,6 @@ element.addEventListener('pointerup', () => {
   const d = drag;
   drag = null;
   send({ op: 'move', kind: d.kind, from: d.from, frame: d.frame }, d.frame);
-});
-element.addEventListener('dblclick', (e) => {
-  const mark = e.target.closest('.fv-mark');
-  if (mark) { send({ op: 'delete', kind: mark.dataset.kind, frame: Number(mark.dataset.frame) }); }
 });
 """
 

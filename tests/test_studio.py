@@ -409,8 +409,8 @@ def test_api_generation_with_gradio_client(running_app, studio_assets, tiny_mode
     files = [handle_file(str(refs / name)) for name in ("close-up.png", "close-up.pose.json", "wide.png", "wide.pose.json")]
     client.predict(files, api_name="/add_references")
     client.predict("walk", api_name="/load_demo_motion")
-    client.predict("keyframe", 0, 1.0, 0.0, 0.0, 0.0, "linear", "", api_name="/set_point")
-    client.predict("cut", 5, 1.8, 0.0, -0.1, 0.0, "linear", "CU", api_name="/set_point")
+    client.predict("keyframe", 0, 1.0, 0.0, 0.0, 0.0, "linear", "", "none", api_name="/set_point")
+    client.predict("cut", 5, 1.8, 0.0, -0.1, 0.0, "linear", "CU", "none", api_name="/set_point")
     # the embedded default model, at its own resolution
     result = client.predict("embedded default", "", 1, 1.0, 0, "default", 4, 1, 0, 0, api_name="/generate")
     video = result[0]["video"] if isinstance(result[0], dict) else result[0]
