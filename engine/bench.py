@@ -48,6 +48,8 @@ def bench_refs(preset: str = "mid", refs=(1, 2, 4, 8), frames: int = 2, latent: 
         raise UserError(f"--top-k: {exc}") from None
     device = pick_device()
     c = build_components(preset)
+    with torch.no_grad():  # as a trained PCM: an untrained one keeps every token (nothing to choose by)
+        c["pcm"].conv_out.weight.normal_(0.0, 0.02, generator=torch.Generator().manual_seed(0))
     net = FreeViewNetwork(c["reference_unet"], c["denoising_unet"], c["pose_guider"], c["pcm"]).eval()
     dtype = pick_dtype(device)
     net.to(device, dtype)

@@ -29,6 +29,9 @@ class Architecture:
     scheduler: dict[str, Any] = field(default_factory=dict)
     image_size: int = 224  # CLIP input size
     default_resolution: tuple[int, int] = (512, 512)  # (height, width)
+    # the motion modules' GroupNorm: "per_frame" (AnimateDiff's maths) or "across_frames" (diffusers'),
+    # see engine.models.motion; the small presets keep what the embedded default was trained with
+    motion_norm: str = "across_frames"
 
 
 def _unet(channels, levels_with_attention, layers, cross_dim, heads, groups, sample_size):
@@ -122,6 +125,7 @@ PRESETS: dict[str, Architecture] = {
         scheduler=ANIMATE_ANYONE_SCHEDULER,
         image_size=224,
         default_resolution=(768, 512),
+        motion_norm="per_frame",
     ),
 }
 
@@ -142,15 +146,21 @@ def zero_motion_outputs(unet) -> None:
                 torch.nn.init.zeros_(module.bias)
 
 
-def build_components(preset: str, *, device: str | torch.device | None = None, seed: int = 0) -> dict[str, Any]:
-    """Freshly initialised components of a preset (``device="meta"`` builds shapes only)."""
+def build_components(
+    preset: str, *, device: str | torch.device | None = None, seed: int = 0, motion_norm: str | None = None
+) -> dict[str, Any]:
+    """Freshly initialised components of a preset (``device="meta"`` builds shapes only).
+
+    ``motion_norm`` (``per_frame`` | ``across_frames``) overrides the preset's."""
     from diffusers import AutoencoderKL, DDIMScheduler, MotionAdapter, UNet2DConditionModel, UNetMotionModel
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
+    from .motion import check_motion_norm, set_motion_norm
     from .pcm import PoseCorrelationModule
     from .pose_guider import PoseGuider
 
     arch = architecture(preset)
+    motion_norm = check_motion_norm(motion_norm or arch.motion_norm)
     torch.manual_seed(seed)
     with torch.device(device or "cpu"):
         reference_unet = UNet2DConditionModel(**arch.unet)
@@ -158,6 +168,7 @@ def build_components(preset: str, *, device: str | torch.device | None = None, s
         spatial.load_state_dict(reference_unet.state_dict(), assign=True)
         denoising_unet = UNetMotionModel.from_unet2d(spatial, MotionAdapter(**arch.motion))
         zero_motion_outputs(denoising_unet)
+        set_motion_norm(denoising_unet, motion_norm)
         pose_guider = PoseGuider(**arch.pose_guider)
         pcm = PoseCorrelationModule(**arch.pcm)
         vae = AutoencoderKL(**arch.vae)

@@ -65,6 +65,12 @@ class PoseCorrelationModule(ModelMixin, ConfigMixin):
         nn.init.zeros_(self.conv_out.bias)
 
     @property
+    def is_untrained(self) -> bool:
+        """Whether the output conv is still all zero (fresh, or converted from AnimateAnyone): every
+        correlation is then exactly 0 and no reference token is preferred over another."""
+        return not (bool(self.conv_out.weight.detach().any()) or bool(self.conv_out.bias.detach().any()))
+
+    @property
     def downsample_factor(self) -> int:
         return 2 ** (len(self.config.block_out_channels) - 1)
 

@@ -37,12 +37,30 @@ def keeps_every_token(top_k: float | str | None, num_refs: int) -> bool:
     return top_k == "all" or (isinstance(top_k, (int, float)) and top_k >= num_refs)
 
 
+def tie_order(total: int, tokens_per_reference: int) -> torch.Tensor:
+    """The order in which tied candidates are kept: ``(total,)`` candidate indices.
+
+    Candidates are ``refs * tokens_per_reference`` tokens, reference-major. Tied tokens are
+    taken one spatial position at a time from alternating references (position ``j`` first
+    from reference ``j mod refs``, then from the next one, ...), so when every score ties,
+    as with an untrained PCM, K tokens cover the image evenly and each reference keeps an
+    equal share (within one token) instead of whatever ``topk`` happens to return.
+    """
+    if tokens_per_reference <= 0 or total % tokens_per_reference:
+        raise ValueError(f"{total} candidate tokens are not a whole number of references of {tokens_per_reference}")
+    refs = total // tokens_per_reference
+    index = torch.arange(total)
+    ref, position = index // tokens_per_reference, index % tokens_per_reference
+    return (((position - ref) % refs) * tokens_per_reference + position).argsort()
+
+
 def select_token_indices(
     scores: torch.Tensor,
     k: int,
     *,
     compensatory: bool = False,
     generator: torch.Generator | None = None,
+    tokens_per_reference: int | None = None,
 ) -> torch.Tensor:
     """Indices of the tokens to keep, per row, in ascending order.
 
@@ -52,14 +70,21 @@ def select_token_indices(
     compensatory tokens: argsort has no gradient, so random extra tokens keep
     the correlation module learning everywhere). ``k >= tokens`` keeps all.
     Sorting the result keeps the original token order, so "keep all" is exactly
-    "append all".
+    "append all". With ``tokens_per_reference`` (candidates reference-major), ties are
+    broken by :func:`tie_order`, so no reference is dropped by a tie; without it, as
+    ``torch.topk`` breaks them.
     """
     if k <= 0:
         raise ValueError(f"top-K must be positive, got {k}")
     total = scores.shape[-1]
     if k >= total:
         return torch.arange(total, device=scores.device).expand(*scores.shape[:-1], total)
-    top = scores.topk(k, dim=-1, sorted=False).indices
+    if tokens_per_reference is None:
+        top = scores.topk(k, dim=-1, sorted=False).indices
+    else:
+        order = tie_order(total, tokens_per_reference).to(scores.device)
+        ranked = scores[..., order].sort(dim=-1, descending=True, stable=True).indices[..., :k]
+        top = order[ranked]
     if compensatory:
         k_comp = min(k, total - k)
         noise = torch.rand(scores.shape, generator=generator, device="cpu").to(scores.device)
@@ -82,5 +107,6 @@ def reference_shares(correlation: torch.Tensor, top_k: float | str | None = None
     network takes it (``top_k`` references' worth), at the maps' own resolution (the network
     selects from them interpolated to every layer's), averaged over frames."""
     frames, refs, h, w = correlation.shape
-    kept = select_token_indices(correlation.reshape(frames, refs * h * w), tokens_per_layer_k(top_k, h * w, refs))
+    kept = select_token_indices(correlation.reshape(frames, refs * h * w), tokens_per_layer_k(top_k, h * w, refs),
+                                tokens_per_reference=h * w)
     return torch.bincount((kept // (h * w)).flatten(), minlength=refs).float() / kept.numel()
