@@ -51,8 +51,6 @@ MOTION_RENAMES = (
     (".temporal_transformer", ""),
 )
 SHOW_KEYS = 5
-OVERWRITE_HELP = ("write into a non-empty folder that is not a FreeView model; only the model's own component "
-                  "folders and files are replaced, everything else in it is kept")
 
 
 # --------------------------------------------------------------------------- model directories
@@ -118,63 +116,28 @@ def _last_reason(exc: BaseException) -> str:
     return reason.split("error:", 1)[-1].strip() if "error:" in reason.lower() else reason
 
 
-def _refusal(path: Path, exc: BaseException) -> str | None:
-    """Our own one line for a pickle ``torch.load(weights_only=True)`` refused, or None when ``exc`` is not one.
-    (torch's message suggests ``weights_only=False``, which would run whatever the file holds.)"""
-    while exc is not None:
-        if isinstance(exc, pickle.UnpicklingError) and "GLOBAL" in str(exc):
-            globals_needed = re.findall(r"GLOBAL ([\w.]+)", str(exc))
-            what = f" ({globals_needed[0]})" if globals_needed else ""
-            return (f"{path} is refused: it holds pickled Python objects{what}, not only tensors, and FreeView never "
-                    "unpickles code; use a copy in safetensors or a plain state dict (name -> tensor)")
-        exc = exc.__cause__ or exc.__context__
-    return None
-
-
-def _damage(path: Path, exc: BaseException) -> str:
-    text = str(exc)
-    if isinstance(exc, pickle.UnpicklingError):
-        return f"{path} is not a readable PyTorch checkpoint (neither a torch zip file nor a plain pickle of tensors)"
-    if isinstance(exc, EOFError) or "central directory" in text or "zip archive" in text or "truncated" in text.lower():
-        return f"{path} is damaged or truncated (not a complete PyTorch checkpoint); download it again"
-    return f"{path} is not a readable PyTorch checkpoint ({_last_reason(exc)})"
-
-
 def load_pth(path: str | Path) -> dict[str, torch.Tensor]:
     """A plain ``name -> tensor`` dict from a ``.pth`` file; never unpickles code (``weights_only=True``)."""
-    import warnings
-
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path} not found")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, TypeError, AttributeError) as exc:
-        raise UserError(_refusal(path, exc) or _damage(path, exc)) from None
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        globals_needed = re.findall(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if not globals_needed:
+            raise UserError(f"{path} is not a readable PyTorch checkpoint ({_last_reason(exc)})") from None
+        raise UserError(
+            f"{path} needs pickle beyond plain tensors ({globals_needed[0]}) and is refused: it is loaded with "
+            "torch.load(weights_only=True), only plain state dicts (name -> tensor) are accepted"
+        ) from None
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise UserError(f"{path} is not a readable PyTorch checkpoint ({_last_reason(exc)})") from None
     if not isinstance(obj, Mapping) or not all(
         isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in obj.items()
     ):
         raise UserError(f"{path} is not a plain state dict (name -> tensor), as Moore-AnimateAnyone's files are")
     return dict(obj)
-
-
-def load_component(model_class, folder: Path, what: str):
-    """``model_class.from_pretrained(folder)`` with one clear line for a refused pickle, a damaged file or a
-    broken config, naming ``folder``."""
-    import warnings
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return model_class.from_pretrained(folder)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, TypeError, KeyError) as exc:
-        weights = next(iter(sorted(folder.glob("*.bin")) + sorted(folder.glob("*.safetensors"))), folder)
-        refusal = _refusal(weights, exc)
-        if refusal:
-            raise UserError(refusal) from None
-        raise UserError(f"{what} in {folder} cannot be loaded: {_last_reason(exc)}") from None
 
 
 def _fresh_tensors(model: torch.nn.Module, keys: list[str], seed: int) -> dict[str, torch.Tensor]:
@@ -306,35 +269,22 @@ def _require_weights(folder: Path, what: str) -> None:
 
 
 def convert_moore(
-    moore_dir: str | Path, out_dir: str | Path, *, base: BaseModels, preset: str = "sd15", seed: int = 0,
-    overwrite: bool = False,
+    moore_dir: str | Path, out_dir: str | Path, *, base: BaseModels, preset: str = "sd15", seed: int = 0
 ) -> Path:
-    """Moore-AnimateAnyone's released files + base components -> a FreeView model directory.
-
-    ``out_dir`` must be new, empty or a FreeView model (its components are replaced, other files kept);
-    ``overwrite`` also accepts another non-empty folder (still only the component folders are replaced)."""
+    """Moore-AnimateAnyone's released files + base components -> a FreeView model directory."""
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPVisionModelWithProjection
 
     from .models.configs import ANIMATE_ANYONE_SCHEDULER
 
-    from .files import check_outputs
-    from .model import check_model_output_dir
-
     moore_dir, out_dir = Path(moore_dir), Path(out_dir)
     image_variations, vae_dir = Path(base.image_variations), Path(base.vae)
-    check_model_output_dir(out_dir, overwrite=overwrite)
-    check_outputs({"--moore": moore_dir, "--sd-image-variations": image_variations, "--vae": vae_dir},
-                  {"-o": out_dir}, folders=("-o",))
     _require_files(moore_dir, MOORE_FILES, "Moore-AnimateAnyone weights")
     _require_files(image_variations / "unet", ("config.json",), "sd-image-variations UNet")
     _require_weights(image_variations / "image_encoder", "sd-image-variations image encoder")
     _require_weights(vae_dir, "VAE")
 
-    try:
-        unet_config = UNet2DConditionModel.load_config(image_variations / "unet")
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{image_variations / 'unet' / 'config.json'} is not a readable UNet config ({_last_reason(exc)})") from None
+    unet_config = UNet2DConditionModel.load_config(image_variations / "unet")
     state_dicts = {}
     for name in MOORE_FILES:
         log.info("loading %s", moore_dir / name)
@@ -342,8 +292,7 @@ def convert_moore(
     components = convert_moore_state_dicts(state_dicts, unet_config, preset=preset, seed=seed)
     del state_dicts
 
-    image_encoder = load_component(CLIPVisionModelWithProjection, image_variations / "image_encoder",
-                                   "the sd-image-variations image encoder").float()
+    image_encoder = CLIPVisionModelWithProjection.from_pretrained(image_variations / "image_encoder").float()
     cross_attention_dim = components["reference_unet"].config.cross_attention_dim
     if image_encoder.config.projection_dim != cross_attention_dim:
         raise UserError(
@@ -351,11 +300,11 @@ def convert_moore(
             f"cross_attention_dim is {cross_attention_dim}: {image_variations} is not the matching base model"
         )
     components.update(
-        vae=load_component(AutoencoderKL, vae_dir, "the VAE"),
+        vae=AutoencoderKL.from_pretrained(vae_dir),
         image_encoder=image_encoder,
         scheduler=DDIMScheduler(**ANIMATE_ANYONE_SCHEDULER),
     )
-    return save_model_dir(components, out_dir, overwrite=overwrite)
+    return save_model_dir(components, out_dir)
 
 
 # --------------------------------------------------------------------------- fetch
@@ -473,13 +422,10 @@ def _download(source: HubSource, cache_dir: str | Path | None, local_files_only:
     return root
 
 
-def fetch(preset: str, out_dir: str | Path, *, cache_dir: str | Path | None = None, overwrite: bool = False) -> Path:
+def fetch(preset: str, out_dir: str | Path, *, cache_dir: str | Path | None = None) -> Path:
     """Download a preset's public weights (through the Hugging Face cache) and convert them into ``out_dir``."""
-    from .model import check_model_output_dir
-
     if preset not in FETCH_PRESETS:
         raise UserError(f"unknown weights preset {preset!r}; expected one of {', '.join(FETCH_PRESETS)}")
-    check_model_output_dir(Path(out_dir), overwrite=overwrite)
     spec = FETCH_PRESETS[preset]
     local_only = not hub_reachable()
     if local_only:
@@ -491,8 +437,7 @@ def fetch(preset: str, out_dir: str | Path, *, cache_dir: str | Path | None = No
     except _Offline:
         raise UserError(offline_instructions(preset, out_dir)) from None
     log.info("converting %s (%s, %s, %s)", preset, moore, image_variations, vae)
-    return convert_moore(moore, out_dir, base=BaseModels(image_variations, vae), preset=spec.architecture,
-                         overwrite=overwrite)
+    return convert_moore(moore, out_dir, base=BaseModels(image_variations, vae), preset=spec.architecture)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -500,15 +445,14 @@ def fetch(preset: str, out_dir: str | Path, *, cache_dir: str | Path | None = No
 
 def _cmd_convert(args: argparse.Namespace) -> int:
     out = convert_moore(
-        args.moore, args.out, base=BaseModels(Path(args.sd_image_variations), Path(args.vae)), preset=args.preset,
-        overwrite=args.overwrite,
+        args.moore, args.out, base=BaseModels(Path(args.sd_image_variations), Path(args.vae)), preset=args.preset
     )
     print(out)
     return 0
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
-    print(fetch(args.preset, args.out, overwrite=args.overwrite))
+    print(fetch(args.preset, args.out))
     return 0
 
 
@@ -531,12 +475,10 @@ def register(subparsers, bench) -> None:
     convert.add_argument("--vae", required=True, metavar="DIR", help="copy of stabilityai/sd-vae-ft-mse")
     convert.add_argument("-o", "--out", required=True, metavar="MODEL_DIR", help="model folder to write")
     convert.add_argument("--preset", default="sd15", choices=sorted(PRESETS), help="architecture (default: sd15)")
-    convert.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     convert.set_defaults(func=_cmd_convert)
 
     fetch_parser = actions.add_parser("fetch", help="download public weights and convert them (needs network)")
     fetch_parser.add_argument("preset", choices=sorted(FETCH_PRESETS), metavar="PRESET",
                               help=f"one of {', '.join(FETCH_PRESETS)}")
     fetch_parser.add_argument("-o", "--out", required=True, metavar="DIR", help="model folder to write")
-    fetch_parser.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     fetch_parser.set_defaults(func=_cmd_fetch)
