@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .attention import READ, WRITE, install_reference_processors
+from .motion import apply_motion_norm
 from .selection import gather_tokens, select_token_indices, tokens_per_layer_k
 
 _POSE_FEATURES: contextvars.ContextVar[torch.Tensor | None] = contextvars.ContextVar("pose_features", default=None)
@@ -88,6 +89,7 @@ class FreeViewNetwork(nn.Module):
         self.denoising_unet = denoising_unet
         self.pose_guider = pose_guider
         self.pcm = pcm
+        apply_motion_norm(denoising_unet)  # per frame or across frames, as the UNet's config says (engine.models.motion)
         self.reference_layers = install_reference_processors(reference_unet, WRITE)
         self.denoising_layers = install_reference_processors(denoising_unet, READ)
         if self.reference_layers != self.denoising_layers:
@@ -146,6 +148,8 @@ class FreeViewNetwork(nn.Module):
             correlation = self.pcm(bank.poses, target_poses)
         if compensatory is None:
             compensatory = self.training
+        if top_k is None and not disable_pcm and not compensatory and self.pcm.is_untrained:
+            top_k = "all"  # every correlation ties at zero: nothing to choose by, so no reference is dropped
         selected = {}
         for layer, tokens in bank.tokens.items():
             refs, n = tokens.shape[1], tokens.shape[2]
@@ -153,7 +157,7 @@ class FreeViewNetwork(nn.Module):
             corr = F.interpolate(rearrange(correlation, "b r f h w -> (b r f) 1 h w"), size=(h, w), mode="bilinear", align_corners=False)
             scores = rearrange(corr, "(b r f) 1 h w -> b f (r h w)", b=batch, r=refs)
             k = tokens_per_layer_k(top_k, n, refs)
-            indices = select_token_indices(scores, k, compensatory=compensatory, generator=generator)
+            indices = select_token_indices(scores, k, compensatory=compensatory, generator=generator, tokens_per_reference=n)
             chosen = gather_tokens(rearrange(tokens, "b r n c -> b (r n) c"), indices)
             weight = 1.0 + scores.gather(-1, indices).unsqueeze(-1)
             selected[layer] = rearrange(chosen * weight.to(chosen.dtype), "b f k c -> (b f) k c")
