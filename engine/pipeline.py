@@ -38,6 +38,19 @@ def clip_pixels(images: torch.Tensor, size: int) -> torch.Tensor:
     return (pixels - mean) / std
 
 
+@torch.no_grad()
+def appearance_latents(vae, images: torch.Tensor, coverage: torch.Tensor, chunk: int = 16) -> torch.Tensor:
+    """The appearance input of a pose guider that takes one: the references warped into the target poses
+    (:mod:`engine.warps`) as VAE latents, and their coverage at the latent size.
+
+    images ``(n, 3, H, W)`` in [-1, 1], coverage ``(n, 1, H, W)`` in [0, 1] -> ``(n, latent_channels + 1, h, w)``.
+    """
+    latents = torch.cat([vae.encode(part.to(vae.dtype)).latent_dist.mean for part in images.split(chunk)])
+    latents = latents * vae.config.scaling_factor
+    covered = F.interpolate(coverage.to(latents.dtype), size=latents.shape[-2:], mode="area")
+    return torch.cat([latents, covered], 1)
+
+
 def extract_reference_pose(image: np.ndarray) -> np.ndarray:
     """The pose ``(128, 3)`` of the one person in ``image``; a clear error when nobody is there."""
     from .errors import UserError
@@ -54,11 +67,14 @@ class FreeViewPipelineOutput(BaseOutput):
     """frames: ``(frames, height, width, 3)`` uint8 (None when interrupted or when latents were asked for).
     latents: ``(1, channels, frames, h, w)`` the sampled latents, scaled, when ``output_type="latent"``.
     correlation: ``(frames, refs, h, w)`` float32 PCM maps, when asked for.
-    timings: seconds spent in ``reference``, ``denoise`` and ``decode``."""
+    timings: seconds spent in ``reference``, ``denoise`` and ``decode``.
+    warped: ``(frames, height, width, 3)`` uint8 the references warped into the target poses, for a model that
+    takes them as its appearance input."""
 
     frames: np.ndarray | None
     latents: torch.Tensor | None = None
     correlation: np.ndarray | None = None
+    warped: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
     interrupted: bool = False
 
@@ -184,7 +200,15 @@ class FreeViewPipeline(DiffusionPipeline):
         ref_pose_images = self._pose_images(np.stack(reference_poses), height, width).to(device, dtype)
         bank = self.network.encode_references(ref_latents[None], ref_embeds[None], ref_pose_images[None])
         target_pose_images = self._pose_images(target_poses, height, width).to(device, dtype)
-        pose_features = self.network.encode_poses(target_pose_images[None])
+        warped = appearance = None
+        if self.network.appearance_channels:  # the references warped into every target pose, as the guider's input
+            from .warps import ReferenceWarper
+
+            warped, coverage = ReferenceWarper(reference_images, reference_poses).compose_track(target_poses, height, width)
+            images = torch.from_numpy(warped).permute(0, 3, 1, 2).float().to(device) / 127.5 - 1
+            appearance = appearance_latents(self.vae, images, torch.from_numpy(coverage)[:, None].to(device), decode_chunk_size)[None]
+        pose_features = self.network.encode_poses(target_pose_images[None], appearance)
+        uncond_pose_features = self.network.encode_poses(target_pose_images[None]) if appearance is not None and do_cfg else pose_features
         selections = [
             self.network.select_references(
                 bank, target_pose_images[None, w.start:w.stop], top_k=top_k, disable_pcm=disable_pcm, compensatory=False
@@ -214,7 +238,8 @@ class FreeViewPipeline(DiffusionPipeline):
                     clip_pose = pose_features[:, :, window.start:window.stop]
                     pred = self.network.denoise(clip_latents, t, clip_pose, bank.image_embeds, selected)
                     if do_cfg:
-                        uncond = self.network.denoise(clip_latents, t, clip_pose, uncond_embeds, None)
+                        uncond_pose = uncond_pose_features[:, :, window.start:window.stop]
+                        uncond = self.network.denoise(clip_latents, t, uncond_pose, uncond_embeds, None)
                         pred = uncond + guidance_scale * (pred - uncond)
                     clip_weights = weights[clip, window.start:window.stop].to(device, pred.dtype).view(1, 1, -1, 1, 1)
                     noise[:, :, window.start:window.stop] += pred * clip_weights
@@ -233,7 +258,7 @@ class FreeViewPipeline(DiffusionPipeline):
 
         if output_type == "latent":  # what the decoder stage of training learns from
             self.maybe_free_model_hooks()
-            return FreeViewPipelineOutput(frames=None, latents=latents, timings=timings)
+            return FreeViewPipelineOutput(frames=None, latents=latents, timings=timings, warped=warped)
 
         # 5. Decode in chunks
         start = time.perf_counter()
@@ -253,7 +278,7 @@ class FreeViewPipeline(DiffusionPipeline):
                 maps[window.start:window.stop] += rearrange(selected.correlation[0].float().cpu(), "r f h w -> f r h w") * w
             correlation = maps.numpy()
         self.maybe_free_model_hooks()
-        return FreeViewPipelineOutput(frames=video, correlation=correlation, timings=timings)
+        return FreeViewPipelineOutput(frames=video, correlation=correlation, timings=timings, warped=warped)
 
     @property
     def default_resolution(self) -> tuple[int, int]:

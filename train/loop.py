@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
@@ -49,7 +50,7 @@ def load_components(config: TrainConfig) -> dict:
     if config.init_from is None:
         components = build_components(config.architecture, seed=config.seed)
         components["scheduler"] = training_scheduler(config, components["scheduler"])
-        return components
+        return with_appearance(config, components)
     try:
         path = check_model_dir(config.init_from)
     except UserError as exc:
@@ -59,6 +60,17 @@ def load_components(config: TrainConfig) -> dict:
     components = {name: getattr(pipe, name) for name in COMPONENTS}
     components["scheduler"] = training_scheduler(config, components["scheduler"])
     check_architecture(config, components, f"init_from {path}")
+    return with_appearance(config, components)
+
+
+def with_appearance(config: TrainConfig, components: dict) -> dict:
+    """``appearance: warp`` gives the pose guider its zero-initialised appearance input (the warped references'
+    latents and coverage) when it has none; the model computes what it computed before until it learns to use it."""
+    if config.appearance == "warp" and config.stage in ("image", "temporal"):
+        from engine.models.pose_guider import PoseGuider
+
+        channels = components["vae"].config.latent_channels + 1
+        components["pose_guider"] = PoseGuider.with_appearance(components["pose_guider"], channels)
     return components
 
 
@@ -168,6 +180,27 @@ def batch_for_step(dataset, config: TrainConfig, rank: int, step: int) -> dict:
 
 
 # -- losses -----------------------------------------------------------------------------------------
+@torch.no_grad()
+def warped_appearance(vae, ref_images: torch.Tensor, ref_keypoints: torch.Tensor, target_keypoints: torch.Tensor) -> torch.Tensor:
+    """The appearance input for a batch: each sample's references warped into its target poses (engine.warps),
+    encoded as the pipeline does. ref_images ``(b, r, 3, H, W)`` in [-1, 1]; keypoints ``(b, r|f, 128, 3)``
+    -> ``(b, f, latent_channels + 1, h, w)``."""
+    from engine.pipeline import appearance_latents
+    from engine.warps import ReferenceWarper
+
+    b, _, _, height, width = ref_images.shape
+    pixels = ((ref_images + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 1, 3, 4, 2).cpu().numpy()
+    images, coverage = [], []
+    for i in range(b):
+        warper = ReferenceWarper(list(pixels[i]), list(ref_keypoints[i].cpu().numpy()))
+        warped, covered = warper.compose_track(target_keypoints[i].cpu().numpy(), height, width)
+        images.append(warped)
+        coverage.append(covered)
+    images = torch.from_numpy(np.concatenate(images)).permute(0, 3, 1, 2).float().to(ref_images.device) / 127.5 - 1
+    coverage = torch.from_numpy(np.concatenate(coverage))[:, None].to(ref_images.device)
+    return rearrange(appearance_latents(vae, images, coverage), "(b f) c h w -> b f c h w", b=b)
+
+
 def vae_loss(config: TrainConfig, vae, batch: dict, g: torch.Generator) -> torch.Tensor:
     images = rearrange(batch["target_images"], "b f c h w -> (b f) c h w")
     posterior = vae.encode(images).latent_dist
@@ -220,8 +253,11 @@ def diffusion_loss(config: TrainConfig, network, components: dict, batch: dict, 
     if drop:
         pred = network(noisy, timesteps, None, None, None, batch["target_poses"])
     else:
+        appearance = None
+        if components["pose_guider"].config.get("appearance_channels", 0):
+            appearance = warped_appearance(vae, ref_images, batch["ref_keypoints"][:, :refs], batch["target_keypoints"])
         pred, correlation = network(noisy, timesteps, ref_latents, ref_embeds, batch["ref_poses"][:, :refs],
-                                    batch["target_poses"], return_correlation=True)
+                                    batch["target_poses"], return_correlation=True, target_appearance=appearance)
     loss = F.mse_loss(pred.float(), goal.float(), reduction="none").mean(dim=(1, 2, 3, 4))
     loss = (loss * snr_weights(config, scheduler, timesteps)).mean()
     if config.framing_loss_weight and not drop and refs > 1:

@@ -163,9 +163,19 @@ class FreeViewNetwork(nn.Module):
             selected[layer] = rearrange(chosen * weight.to(chosen.dtype), "b f k c -> (b f) k c")
         return SelectedReferences(selected, correlation)
 
-    def encode_poses(self, pose_images: torch.Tensor) -> torch.Tensor:
-        """pose_images ``(batch, frames, 3, H, W)`` in [0, 1] -> pose features ``(batch, c, frames, h, w)``."""
-        return self.pose_guider(rearrange(pose_images, "b f c h w -> b c f h w"))
+    @property
+    def appearance_channels(self) -> int:
+        """Channels of the appearance estimate the pose guider takes (0: none; see :mod:`engine.warps`)."""
+        return self.pose_guider.config.get("appearance_channels", 0)
+
+    def encode_poses(self, pose_images: torch.Tensor, appearance: torch.Tensor | None = None) -> torch.Tensor:
+        """pose_images ``(batch, frames, 3, H, W)`` in [0, 1] -> pose features ``(batch, c, frames, h, w)``.
+
+        appearance ``(batch, frames, appearance_channels, h, w)``: the references warped into the target poses,
+        at the latent size, for a model that takes it (None: none, as in the unconditional branch)."""
+        if appearance is not None:
+            appearance = rearrange(appearance, "b f c h w -> b c f h w")
+        return self.pose_guider(rearrange(pose_images, "b f c h w -> b c f h w"), appearance)
 
     # -- 3. every step ----------------------------------------------------------------------
     def denoise(
@@ -204,15 +214,17 @@ class FreeViewNetwork(nn.Module):
         top_k: float | str | None = None,
         disable_pcm: bool = False,
         return_correlation: bool = False,
+        target_appearance: torch.Tensor | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
-        """One training pass. ``reference_latents=None`` trains the unconditional branch.
+        """One training pass. ``reference_latents=None`` trains the unconditional branch (no appearance either).
         ``return_correlation`` also returns the PCM's maps (None for the unconditional branch).
 
         noisy_latents ``(batch, c, frames, h, w)``; reference_latents ``(batch, refs, c, h, w)``;
         reference_embeds ``(batch, refs, dim)``; reference_poses ``(batch, refs, 3, H, W)``;
-        target_poses ``(batch, frames, 3, H, W)``.
+        target_poses ``(batch, frames, 3, H, W)``; target_appearance ``(batch, frames, c_a, h, w)`` for a model
+        that takes it.
         """
-        pose_features = self.encode_poses(target_poses)
+        pose_features = self.encode_poses(target_poses, None if reference_latents is None else target_appearance)
         if reference_latents is None:
             dim = self.denoising_unet.config.cross_attention_dim
             embeds = noisy_latents.new_zeros(noisy_latents.shape[0], 1, dim)
