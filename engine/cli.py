@@ -20,6 +20,7 @@ from .errors import UserError
 ENGINE_COMMAND_MODULES = (
     "engine.animate",
     "engine.poses.cli",
+    "engine.warps.cli",
     "engine.weights",
     "engine.bench",
 )
@@ -56,20 +57,61 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def quiet_third_party() -> None:
+    """Third-party notices (diffusers' and transformers' warnings, RuntimeWarnings) only with FREEVIEW_DEBUG=1."""
+    if os.environ.get("FREEVIEW_DEBUG"):
+        return
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    for name in ("diffusers", "transformers", "accelerate", "huggingface_hub", "torch"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    for module in ("diffusers.utils.logging", "transformers.utils.logging"):
+        try:  # their own handlers ignore the standard loggers' levels until told
+            importlib.import_module(module).set_verbosity_error()
+        except ImportError:
+            continue
+
+
+def _close_progress_bars() -> None:
+    """An error line must start on its own line, not glued to a progress bar."""
+    tqdm = sys.modules.get("tqdm")
+    if tqdm is None:
+        return
+    for bar in list(getattr(tqdm.tqdm, "_instances", ())):
+        try:
+            bar.close()
+        except Exception:  # noqa: BLE001 - a bar that cannot close must not hide the error
+            pass
+
+
+def error_line(exc: BaseException) -> str:
+    """The one line a user sees for ``exc``."""
+    if isinstance(exc, RecursionError):
+        return "an input file nests too deeply to be read"
+    if isinstance(exc, MemoryError):
+        return "out of memory; make the job smaller (size, frames or references)"
+    message = str(exc).strip() or exc.__class__.__name__
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return lines[0] if isinstance(exc, OSError) else " ".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    quiet_third_party()
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
+        _close_progress_bars()
         print("freeview: interrupted", file=sys.stderr)
         return 130
-    except (UserError, ValueError, OSError) as exc:
+    except (UserError, ValueError, OSError, RecursionError, MemoryError) as exc:
         if os.environ.get("FREEVIEW_DEBUG"):
             raise
-        message = str(exc) or exc.__class__.__name__
-        print(f"freeview: error: {message.splitlines()[0] if isinstance(exc, OSError) else message}", file=sys.stderr)
+        _close_progress_bars()
+        print(f"freeview: error: {error_line(exc)}", file=sys.stderr)
         return 2
 
 

@@ -291,9 +291,24 @@ def _prepare(image: np.ndarray, keypoints: np.ndarray) -> _Reference | None:
             masks[part.name] = cv2.GaussianBlur(mask, (0, 0), max(0.8, 0.05 * scale))
     grow = max(3, int(round(0.1 * scale)) * 2 + 1)
     person = cv2.dilate(person, np.ones((grow, grow), np.uint8))
-    plate = cv2.inpaint(np.ascontiguousarray(image), person * 255, 5, cv2.INPAINT_TELEA) if person.any() else image
+    plate = paint_out(image, person) if person.any() else image
     return _Reference(image.astype(np.float32), plate.astype(np.float32), np.ones((height, width), np.float32),
                       xy, conf, scale, masks)
+
+
+def paint_out(image: np.ndarray, mask: np.ndarray, work_size: int = 64) -> np.ndarray:
+    """``image`` with the pixels of ``mask`` (uint8, 1 = paint out) filled from their surroundings (OpenCV's
+    Telea inpainting), at ``work_size`` pixels a side at most: the fill is smooth anyway, and inpainting costs
+    grow with the masked area."""
+    height, width = mask.shape
+    factor = min(1.0, work_size / max(height, width))
+    small_size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    small = cv2.resize(np.ascontiguousarray(image), small_size, interpolation=cv2.INTER_AREA)
+    small_mask = cv2.resize(mask, small_size, interpolation=cv2.INTER_NEAREST)
+    small_mask = cv2.dilate(small_mask, np.ones((3, 3), np.uint8))
+    filled = cv2.inpaint(small, small_mask * 255, 3, cv2.INPAINT_TELEA)
+    filled = cv2.resize(filled, (width, height), interpolation=cv2.INTER_LINEAR)
+    return np.where(mask[..., None] > 0, filled, image)
 
 
 def _warp(array: np.ndarray, target_to_ref: np.ndarray, height: int, width: int, edge: bool = False) -> np.ndarray:
