@@ -80,10 +80,28 @@ def check_model_dir(path: str | os.PathLike) -> Path:
     return path
 
 
-def save_model_dir(components: dict, out_dir: str | os.PathLike) -> Path:
+# Everything a model directory holds that FreeView writes: replaced when a model is saved over another one;
+# any other file in the folder is the user's and stays.
+MODEL_DIR_ENTRIES = (*COMPONENTS, "model_index.json", SAMPLING_FILE, "README.md")
+
+
+def is_model_dir(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is (or was begun as) a FreeView / diffusers model directory."""
+    return (Path(path) / "model_index.json").is_file()
+
+
+def check_model_output_dir(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Before any work: ``path`` is new, empty or a model directory (else refused unless ``overwrite``)."""
+    from .files import check_output_folder
+
+    return check_output_folder(path, ours=is_model_dir, what="FreeView model folder", overwrite=overwrite)
+
+
+def save_model_dir(components: dict, out_dir: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Save a model directory (``FreeViewPipeline.save_pretrained``, safetensors) atomically.
 
-    Keys of ``components`` beyond the model directory's are ignored.
+    Keys of ``components`` beyond the model directory's are ignored. Into an existing folder only
+    :data:`MODEL_DIR_ENTRIES` are replaced; a non-empty folder that is not a model is refused unless ``overwrite``.
     """
     from .files import atomic_dir
     from .pipeline import FreeViewPipeline
@@ -91,8 +109,8 @@ def save_model_dir(components: dict, out_dir: str | os.PathLike) -> Path:
     absent = [name for name in COMPONENTS if name not in components]
     if absent:
         raise ValueError(f"cannot save a model directory without {', '.join(absent)}")
-    out_dir = Path(out_dir)
-    with atomic_dir(out_dir) as tmp:
+    out_dir = check_model_output_dir(out_dir, overwrite)
+    with atomic_dir(out_dir, replaces=MODEL_DIR_ENTRIES) as tmp:
         FreeViewPipeline(**{name: components[name] for name in COMPONENTS}).save_pretrained(tmp, safe_serialization=True)
         check_model_dir(tmp)
     return out_dir

@@ -121,10 +121,47 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"image not found: {path}")
+    _check_image_header(path, str(path))
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise UserError(f"cannot read image {path}: not an image or an unsupported format")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _check_image_header(source, where: str) -> None:
+    """Refuse an image whose header declares more than :data:`~engine.limits.MAX_IMAGE_PIXELS`, before decoding.
+    Formats PIL cannot parse are left to the decoder."""
+    import warnings
+
+    from PIL import Image
+
+    from .limits import check_image_pixels
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(source) as image:
+                width, height = image.size
+        except Image.DecompressionBombError:
+            raise UserError(f"{where} has more pixels than this tool reads; make it smaller") from None
+        except Exception:  # noqa: BLE001 - not a format PIL knows: the decoder reports it
+            return
+    check_image_pixels(width, height, where)
+
+
+def decode_image(data: bytes, where: str) -> np.ndarray:
+    """An RGB uint8 image ``(height, width, 3)`` from encoded bytes (PNG, JPEG, ...), with the same pixel
+    limit as :func:`read_image`; UserError naming ``where`` when it is not an image."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    _check_image_header(io.BytesIO(data), where)
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return np.asarray(image.convert("RGB"))
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise UserError(f"cannot read image {where}: {exc}") from None
 
 
 def is_image_path(path: str | os.PathLike) -> bool:
@@ -166,30 +203,82 @@ def write_video(
     first = _even(first)
     height, width = first.shape[:2]
     ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
-    with atomic_path(path) as tmp:
+    sent = 0
+
+    def check_written(tmp: Path) -> None:  # with audio, -shortest may end the video with a shorter audio track
+        check_video_file(tmp, sent, (width, height), shown_as=path, at_most=audio_from is not None)
+
+    with atomic_path(path, check=check_written) as tmp:
         video_tmp = tmp if audio_from is None else tmp.with_name(tmp.stem + ".noaudio.mp4")
         writer = imageio_ffmpeg.write_frames(
             str(video_tmp), (width, height), fps=fps, codec="libx264", pix_fmt_out="yuv420p",
-            macro_block_size=1, output_params=["-crf", str(quality)], ffmpeg_log_level="error",
+            macro_block_size=1, output_params=["-crf", str(quality)], ffmpeg_log_level=_ffmpeg_log_level(),
         )
         writer.send(None)
         try:
             writer.send(np.ascontiguousarray(first))
+            sent = 1
             for frame in iterator:
                 frame = _even(np.asarray(frame, dtype=np.uint8))
                 if frame.shape != first.shape:
                     raise ValueError(f"all frames must have the same size, got {frame.shape} after {first.shape}")
                 writer.send(np.ascontiguousarray(frame))
+                sent += 1
+        except OSError as exc:  # ffmpeg died (disk full, killed): its pipe broke
+            raise UserError(f"writing {path} failed: {_disk_hint(path, exc)}") from None
         finally:
             writer.close()
         if audio_from is not None:
+            check_video_file(video_tmp, sent, (width, height), shown_as=path)
             try:
-                cmd = [ffmpeg, "-y", "-loglevel", "error", "-i", str(video_tmp), "-i", str(audio_from),
+                cmd = [ffmpeg, "-y", "-loglevel", "error", "-nostdin", "-i", str(video_tmp), "-i", str(audio_from),
                        "-map", "0:v:0", "-map", "1:a:0?", "-c:v", "copy", "-c:a", "aac", "-shortest", str(tmp)]
                 result = subprocess.run(cmd, capture_output=True, text=True)
                 if result.returncode != 0:
-                    raise UserError(f"cannot copy audio from {audio_from}: {result.stderr.strip().splitlines()[-1:]}")
+                    reason = (result.stderr.strip().splitlines() or [f"ffmpeg exit status {result.returncode}"])[-1]
+                    raise UserError(f"writing {path} with the audio of {audio_from} failed: {reason}")
             finally:
                 video_tmp.unlink(missing_ok=True)
     logger.info("wrote %s (%dx%d, %.3g fps)", path, width, height, fps)
     return path
+
+
+def _ffmpeg_log_level() -> str:
+    """ffmpeg's own chatter only with FREEVIEW_DEBUG=1; failures are found by reading the file back."""
+    return "error" if os.environ.get("FREEVIEW_DEBUG") else "quiet"
+
+
+def _disk_hint(path: Path, exc: BaseException | None = None) -> str:
+    import errno
+    import shutil
+
+    try:
+        free = shutil.disk_usage(Path(path).resolve().parent).free
+    except OSError:
+        free = None
+    if (exc is not None and getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT)) or (free is not None and free < 2**20):
+        return "no space left on the device"
+    return "the encoder stopped (is the disk full or the folder on a removable drive?)"
+
+
+def check_video_file(path: str | os.PathLike, frames: int, size: tuple[int, int], *, shown_as=None,
+                     at_most: bool = False) -> None:
+    """Read a just-written video back: it must open and hold ``frames`` frames (1..``frames`` with
+    ``at_most``) of ``size`` (width, height); UserError otherwise (a full disk leaves a file without its
+    index that cannot be read)."""
+    import cv2
+
+    shown = shown_as or path
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise UserError(f"writing {shown} failed: the written file cannot be read back ({_disk_hint(Path(path))})")
+        count = 0
+        while cap.grab():
+            count += 1
+        got = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    finally:
+        cap.release()
+    if not (1 <= count <= frames if at_most else count == frames) or got != tuple(size):
+        raise UserError(f"writing {shown} failed: read back {count} of {frames} frames at {got[0]}x{got[1]} "
+                        f"({_disk_hint(Path(path))})")

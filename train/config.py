@@ -6,6 +6,8 @@ import dataclasses
 import json
 import logging
 import math
+import types
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,8 +124,22 @@ class TrainConfig:
             bad("lora_rank", self.lora_rank, "must be at least 1")
         if self.lora_rank is not None and self.stage not in ("image", "temporal"):
             bad("lora_rank", self.lora_rank, f"adapts the UNets: it applies to the image and temporal stages, not {self.stage!r}")
-        if self.sampling_guidance is not None and not self.sampling_guidance >= 1:
-            bad("sampling_guidance", self.sampling_guidance, "must be >= 1 (1 turns classifier-free guidance off)")
+        if self.sampling_guidance is not None and not 1 <= self.sampling_guidance < math.inf:
+            bad("sampling_guidance", self.sampling_guidance, "must be a finite number >= 1 (1 turns classifier-free guidance off)")
+        from engine.limits import MAX_SEED, MAX_SIDE
+
+        if not 0 <= self.seed <= MAX_SEED:
+            bad("seed", self.seed, f"must be in 0..{MAX_SEED}")
+        multiple = size_multiple(self.architecture)
+        if self.resolution is not None and (self.resolution > MAX_SIDE or self.resolution % multiple):
+            which = f" for architecture {self.architecture}" if self.architecture else ""
+            bad("resolution", self.resolution, f"must be a multiple of {multiple}{which}, at most {MAX_SIDE}")
+        for name in ("warmup_steps", "num_workers", "sample_every"):
+            if getattr(self, name) < 0:
+                bad(name, getattr(self, name), "must be >= 0")
+        for name in ("weight_decay", "max_grad_norm", "kl_weight"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                bad(name, getattr(self, name), "must be a finite number >= 0")
         if self.stage == "decoder" and self.init_from is None:
             bad("init_from", None, "must name a trained model for the decoder stage (it learns from the model's samples)")
         if self.stage == "temporal" and self.frames < 2:
@@ -143,18 +159,55 @@ PRESETS: dict[str, dict] = {
 }
 
 
+def size_multiple(architecture: str | None) -> int:
+    """Image sides must be multiples of this for ``architecture`` (VAE and UNet downsampling; 8 when unknown)."""
+    from engine.models.configs import PRESETS as ARCHITECTURES
+
+    arch = ARCHITECTURES.get(architecture) if isinstance(architecture, str) else None
+    if arch is None:
+        return 8
+    return 2 ** (len(arch.vae["block_out_channels"]) - 1) * 2 ** (len(arch.unet["block_out_channels"]) - 1)
+
+
+def _typed(name: str, value, hint) -> object:
+    """``value`` as the type the field ``name`` is declared with; UserError naming the field otherwise.
+
+    YAML 1.1 reads ``1e-5`` (no dot) as text, so text that is a number is accepted for float fields."""
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    if value is None and type(None) in options:
+        return None
+    wanted = [t for t in options if t is not type(None)][0]
+    if wanted is bool and isinstance(value, bool):
+        return value
+    if wanted is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if wanted is float and not isinstance(value, bool):
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    if wanted is str and isinstance(value, str):
+        return value
+    kind = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}[wanted]
+    raise UserError(f"config: {name}={value!r} must be {kind}" + (" or null" if type(None) in options else ""))
+
+
 def make_config(preset: str = "tiny-synthetic", **overrides) -> TrainConfig:
     """A preset with ``overrides``; the :data:`INHERITED` settings it leaves out come from ``init_from``
     (:func:`inherit_from_model`), then from the preset."""
-    if preset not in PRESETS:
+    if not isinstance(preset, str) or preset not in PRESETS:
         raise UserError(f"config: unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
     known = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(overrides) - known)
+    unknown = sorted(map(str, set(overrides) - known))
     if unknown:
         raise UserError(f"config: unknown key(s) {', '.join(unknown)}")
     base = PRESETS[preset]
     values = {**{k: v for k, v in base.items() if k not in INHERITED}, "preset": preset, **overrides}
-    config = TrainConfig(**values).validate()
+    hints = typing.get_type_hints(TrainConfig)
+    config = TrainConfig(**{name: _typed(name, value, hints[name]) for name, value in values.items()}).validate()
     return inherit_from_model(config, fallback={k: base[k] for k in INHERITED if k in base})
 
 

@@ -10,7 +10,7 @@ import torch
 
 from engine.errors import UserError
 from engine.files import atomic_dir
-from engine.model import COMPONENTS, SAMPLING_FILE, check_model_dir
+from engine.model import COMPONENTS, MODEL_DIR_ENTRIES, SAMPLING_FILE, check_model_dir
 
 
 def export_model_dir(source: str | Path, out: str | Path, *, half: bool = True, steps: int | None = None,
@@ -20,7 +20,12 @@ def export_model_dir(source: str | Path, out: str | Path, *, half: bool = True, 
     (:func:`starting_sampling`), with ``steps``/``guidance``/``top_k`` replaced where given."""
     from engine.pipeline import FreeViewPipeline
 
+    from engine.files import check_outputs
+    from engine.model import check_model_output_dir
+
     source = check_model_dir(source)
+    check_model_output_dir(out)
+    check_outputs({"MODEL": source, "--card": card}, {"-o": out}, folders=("-o",))
     if steps is not None and steps < 1:
         raise UserError(f"--steps must be at least 1, got {steps}")
     if guidance is not None and not guidance >= 1:
@@ -36,7 +41,7 @@ def export_model_dir(source: str | Path, out: str | Path, *, half: bool = True, 
         pipe.to(torch.float16)
     given = {k: v for k, v in (("steps", steps), ("guidance", guidance), ("top_k", top_k)) if v is not None}
     sampling = {**starting_sampling(source), **given}
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, replaces=MODEL_DIR_ENTRIES) as tmp:
         pipe.save_pretrained(tmp, safe_serialization=True)
         if sampling:
             (tmp / SAMPLING_FILE).write_text(json.dumps(sampling, indent=2) + "\n")

@@ -359,6 +359,8 @@ def train(config: TrainConfig, resume: str | None = None, *, max_steps: int | No
 
     ``max_steps`` stops early (for benchmarks and tests) without changing the schedule.
     """
+    if max_steps is not None and max_steps < 1:
+        raise UserError(f"--max-steps must be at least 1, got {max_steps}")
     config = inherit_from_model(config.validate())  # what the config leaves out: the starting model's
     output_dir = Path(config.output_dir)
     accelerator = Accelerator(
@@ -405,10 +407,9 @@ def train(config: TrainConfig, resume: str | None = None, *, max_steps: int | No
         load_checkpoint(accelerator, config, checkpoint)
         step = int((checkpoint / "COMPLETE").read_text())
         logger.info("resumed from %s at step %d", checkpoint, step)
-        if accelerator.is_main_process:
-            trim_log(output_dir / "log.csv", step)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
+        trim_log(output_dir / "log.csv", step)  # steps after the checkpoint (all, from scratch) are trained again
         write_text_atomic(output_dir / "config.yaml", config_to_yaml(config))
     log_path = output_dir / "log.csv"
     board = tensorboard_writer(output_dir) if accelerator.is_main_process else None
@@ -581,10 +582,10 @@ def calibrate_latent_scale(vae, dataset, config: TrainConfig, samples: int = 32)
 
 def trim_log(path: Path, step: int) -> None:
     """Forget logged steps after ``step`` (they are trained again after a resume)."""
-    if not path.exists():
+    if not path.exists() or not path.read_text().strip():
         return
     lines = path.read_text().splitlines()
-    kept = [lines[0]] + [line for line in lines[1:] if int(line.split(",")[0]) <= step]
+    kept = [lines[0]] + [line for line in lines[1:] if line.split(",")[0].isdigit() and int(line.split(",")[0]) <= step]
     write_text_atomic(path, "\n".join(kept) + "\n")
 
 

@@ -107,7 +107,13 @@ def _size_of(data: dict, width: int | None, height: int | None, where: Path) -> 
     height = height or data.get("height") or data.get("canvas_height")
     if not width or not height:
         raise UserError(f"{where}: OpenPose JSON has pixel coordinates but no frame size; pass width and height")
-    return int(width), int(height)
+    return _frame_size(width, height, where)
+
+
+def _frame_size(width, height, where) -> tuple[int, int]:
+    from ..limits import check_size
+
+    return check_size(width, height, f"{where}: frame")
 
 
 def save_openpose(track: PoseTrack, folder: str | os.PathLike, stem: str = "frame") -> list[Path]:
@@ -138,16 +144,16 @@ def load_openpose(source: str | os.PathLike, width: int | None = None, height: i
         if not isinstance(d, dict) or not isinstance(d.get("people"), list):
             raise UserError(f"{f}: not an OpenPose JSON file (no 'people' list)")
     width, height = _size_of(datas[0], width, height, files[0])
-    return _frames_to_track([d["people"] for d in datas], width, height, fps)
+    try:
+        return _frames_to_track([d["people"] for d in datas], width, height, fps)
+    except (TypeError, AttributeError, KeyError, IndexError, OverflowError) as exc:
+        raise UserError(f"{source}: not valid OpenPose JSON ({type(exc).__name__}: {exc})") from None
 
 
 def _read_json(path: Path):
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise UserError(f"pose file not found: {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not valid JSON ({exc})") from None
+    from ..files import read_json
+
+    return read_json(path, "pose file")
 
 
 def track_to_native(track: PoseTrack) -> dict:
@@ -164,20 +170,35 @@ def track_to_native(track: PoseTrack) -> dict:
 
 
 def track_from_native(data: dict, where: str = "pose file") -> PoseTrack:
-    """A :class:`PoseTrack` from the native pose-file dictionary."""
+    """A :class:`PoseTrack` from the native pose-file dictionary; anything malformed is a :class:`UserError`
+    naming ``where``."""
+    try:
+        return _track_from_native(data, where)
+    except (TypeError, AttributeError, KeyError, IndexError, OverflowError) as exc:
+        raise UserError(f"{where}: not a valid pose file ({type(exc).__name__}: {exc})") from None
+
+
+def _track_from_native(data: dict, where: str) -> PoseTrack:
+    if not isinstance(data, dict):
+        raise UserError(f"{where}: not a FreeView pose file (expected an object)")
     for key in ("version", "width", "height", "frames"):
         if key not in data:
             raise UserError(f"{where}: missing field '{key}'")
-    if int(data["version"]) > NATIVE_VERSION:
+    from ..limits import check_int
+
+    if check_int(data["version"], f"{where}: version", low=0) > NATIVE_VERSION:
         raise UserError(f"{where}: version {data['version']} is newer than this FreeView reads ({NATIVE_VERSION})")
-    if not data["frames"]:
+    if not isinstance(data["frames"], list) or not data["frames"]:
         raise UserError(f"{where}: no frames")
-    width, height = int(data["width"]), int(data["height"])
+    width, height = _frame_size(data["width"], data["height"], where)
     people = [f.get("people", []) for f in data["frames"]]
     worlds = [p[0].get("world_landmarks") if p else None for p in people]
     detected = [f.get("detected", bool(p)) for f, p in zip(data["frames"], people)]
+    from ..limits import check_float
+
+    fps = check_float(data.get("fps", 25.0), f"{where}: fps", low=0.0, high=1000.0, low_open=True)
     try:
-        return _frames_to_track(people, width, height, float(data.get("fps", 25.0)), worlds, detected)
+        return _frames_to_track(people, width, height, fps, worlds, detected)
     except ValueError as exc:
         raise UserError(f"{where}: {exc}") from None
 
