@@ -115,3 +115,139 @@ def test_export_without_flags_keeps_the_starting_models_sampling(vmodel, tmp_pat
     assert json.loads((out / "sampling.json").read_text()) == {"steps": 3, "guidance": 1.0, "top_k": 2.0}
     orphan = save_tiny_model(tmp_path / "orphan")
     assert not (export_model_dir(orphan, tmp_path / "orphan-out") / "sampling.json").exists()  # none to keep
+
+
+# -- freeview train personal ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def footage(tmp_path_factory):
+    """Three clips of one synthetic person, standing in for a person's prepared footage (three videos)."""
+    from train.synth import MakeSettings, make_dataset
+
+    root = tmp_path_factory.mktemp("person")
+    make_dataset(root, MakeSettings(identities=1, eval_identities=0, size=128, clips_per_identity=3, frames=6, supersample=1))
+    return root
+
+
+@pytest.fixture(scope="module")
+def start_model(tmp_path_factory):
+    """A tiny v-prediction model that generates at 32 px, with a recommended sampling."""
+    from engine.model import save_model_dir
+    from engine.models.configs import build_components
+
+    components = build_components("tiny", seed=0)
+    components["denoising_unet"].register_to_config(sample_size=16)
+    components["scheduler"] = type(components["scheduler"]).from_config(
+        components["scheduler"].config, prediction_type="v_prediction", rescale_betas_zero_snr=True)
+    path = save_model_dir(components, tmp_path_factory.mktemp("start") / "model")
+    (path / "sampling.json").write_text(json.dumps({"steps": 1, "guidance": 1.0, "top_k": 2.0}))
+    return path
+
+
+def test_hold_out_keeps_the_end_of_every_clip_back(footage, tmp_path):
+    from train.personal import hold_out
+    from train.synth.dataset import SynthDataset, load_clip, load_index
+
+    index = hold_out(footage, tmp_path / "split", "mara", mode="tail", share=0.34, min_frames=2)
+    assert index["holdout"]["mode"] == "tail"
+    original = load_index(footage)["clips"]
+    for clip in original:
+        stem = Path(clip["file"]).stem
+        train = load_clip(tmp_path / "split" / "clips" / f"{stem}_train.npz")["frames"]
+        held = load_clip(tmp_path / "split" / "clips" / f"{stem}_eval.npz")["frames"]
+        whole = load_clip(footage / clip["file"])["frames"]
+        assert len(held) == 2 and np.array_equal(np.concatenate([train, held]), whole)  # the last 2 of 6 frames
+    trained_on = {c["file"] for c in SynthDataset(tmp_path / "split", "train", num_refs=1, reference_shots="any").clips}
+    assert trained_on and all(f.endswith("_train.npz") for f in trained_on)
+    assert {c["identity"] for c in load_index(tmp_path / "split")["clips"]} == {"mara"}
+
+
+def test_hold_out_a_whole_file_when_there_are_three(footage, tmp_path):
+    from train.personal import hold_out
+
+    index = hold_out(footage, tmp_path / "split", "mara")
+    held = [c["file"] for c in index["clips"] if c["split"] == "eval"]
+    assert index["holdout"]["mode"] == "file" and held == [load_last_clip(footage)]
+    with pytest.raises(UserError, match="needs two or more footage files"):
+        one = tmp_path / "one"
+        hold_out(tmp_path / "split", one, "mara", mode="file") if False else None
+        from train.synth.dataset import load_index
+
+        single = {**load_index(footage), "clips": load_index(footage)["clips"][:1]}
+        (tmp_path / "single").mkdir()
+        (tmp_path / "single" / "index.json").write_text(json.dumps(single))
+        hold_out(tmp_path / "single", one, "mara", mode="file")
+
+
+def load_last_clip(root):
+    from train.synth.dataset import load_index
+
+    return load_index(root)["clips"][-1]["file"]
+
+
+@pytest.mark.slow
+def test_train_personal_fine_tunes_exports_and_reports_on_held_out_footage(footage, start_model, tmp_path):
+    from PIL import Image
+
+    from engine.pipeline import FreeViewPipeline
+    from train.personal import PersonalSettings, train_personal
+
+    settings = PersonalSettings(name="mara", model=str(start_model), steps=3, learning_rate=3e-3, batch_size=2,
+                                cases=2, frames=4)
+    out = tmp_path / "mara-model"
+    report = train_personal([], out, settings, dataset=footage)
+    tuned = FreeViewPipeline.from_pretrained(out)
+    assert tuned.scheduler.config.prediction_type == "v_prediction"  # inherited, not the preset's epsilon
+    assert tuned.default_resolution == (32, 32)
+    assert json.loads((out / "sampling.json").read_text()) == {"steps": 1, "guidance": 1.0, "top_k": 2.0}
+    assert report["steps"] == 3 and report["holdout"]["mode"] == "file"
+    assert report["targets"] == [load_last_clip(footage)]  # the report is on footage it never trained on
+    for side in ("before", "after"):
+        assert set(report[side]) >= {"L1", "PSNR", "SSIM", "delta_e"} and len(report[side]["per_case"]["PSNR"]) == 2
+    assert report["before"]["per_case"]["L1"] != report["after"]["per_case"]["L1"]  # the fine-tune changed the model
+    assert report["change"]["PSNR"] == pytest.approx(report["after"]["PSNR"] - report["before"]["PSNR"])
+    picture = np.asarray(Image.open(report["picture"]))
+    assert picture.shape == (18 + 2 * (32 + 4), (2 + 3 * 4) * 32 + 3 * 6, 3)  # 2 refs | 4 frames x 3, per case
+    assert "PSNR" in (out / "README.md").read_text()
+    with pytest.raises(UserError, match="already exists"):  # a finished model is never replaced
+        train_personal([], out, settings, dataset=footage)
+
+
+def test_train_personal_without_footage_is_one_line(tmp_path, capsys):
+    from engine.cli import main
+
+    assert main(["train", "personal", "--name", "mara", "-o", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["freeview: error: give footage (videos or folders of videos) or --dataset"]
+    assert not (tmp_path / "m").exists()
+
+
+# -- the driving video framed like the training clips ---------------------------------------------------
+def test_a_portrait_motion_is_cropped_around_the_person_not_letterboxed():
+    from engine.animate import fit_keypoints, frame_around_person, target_track
+    from engine.poses.track import BODY, PoseTrack
+
+    kp = np.zeros((3, 128, 3), np.float32)
+    # a person 200 px tall in the lower half of a 400 x 800 portrait frame
+    kp[:, BODY, 0] = np.linspace(150, 250, 18)[None] / 400
+    kp[:, BODY, 1] = np.linspace(500, 700, 18)[None] / 800
+    kp[:, BODY, 2] = 1.0
+    kp[:, 60, :] = (0.02, 0.02, 1.0)  # a face point far from the person: cut off by the crop
+    track = PoseTrack(kp, 400, 800, 25.0)
+    framed = frame_around_person(track)
+    assert framed.width == framed.height == 250  # 1.25 x the person's 200 px (percentile box), inside the frame
+    side = framed.width
+    left = kp[0, 0, 0] * 400 - framed.keypoints[0, 0, 0] * side
+    top = kp[0, 0, 1] * 800 - framed.keypoints[0, 0, 1] * side
+    np.testing.assert_allclose(framed.keypoints[:, BODY, 0] * side + left, kp[:, BODY, 0] * 400, atol=1e-3)
+    np.testing.assert_allclose(framed.keypoints[:, BODY, 1] * side + top, kp[:, BODY, 1] * 800, atol=1e-3)
+    assert framed.keypoints[0, 60, 2] == 0  # outside the square: not seen
+    # in the model's square the person is much taller than in a letterbox of the whole frame
+    tall = lambda k: np.ptp(k[0, BODY, 1])
+    letterboxed = fit_keypoints(kp, 400, 800, 128, 128)
+    assert tall(framed.keypoints) > 3 * tall(letterboxed)
+    assert target_track(track).width == 400  # "fit" keeps the frame
+    assert target_track(track, framing="auto").width == 250  # "auto": a non-square motion is cropped
+    square = PoseTrack(kp, 800, 800, 25.0)
+    assert target_track(square, framing="auto").width == 800  # a square one is not
+    with pytest.raises(UserError, match="motion framing must be one of"):
+        target_track(track, framing="zoom")

@@ -1,4 +1,4 @@
-"""``freeview train run|prepare`` and ``freeview bench train``."""
+"""``freeview train run|prepare|personal|export`` and ``freeview bench train``."""
 
 from __future__ import annotations
 
@@ -29,6 +29,32 @@ def register(subparsers, bench) -> None:
                       help="shot-cut detector: DINOv2 when its weights are on this machine, else colour/structure (default %(default)s)")
     prep.add_argument("--identity", help="one identity name for all files (default: one identity per file)")
     prep.set_defaults(func=_prepare)
+    personal = sub.add_parser(
+        "personal", help="footage of one person -> a fine-tuned model, in one go (prepare, fine-tune, export, report)",
+        description="Prepare the footage, keep part of it back, fine-tune the starting model on the rest (stage 1; "
+                    "architecture, resolution, objective and sampling stay the model's), export it with the model's "
+                    "sampling and report before/after on the held-out part (PSNR, L1, SSIM, part-colour ΔE, a "
+                    "side-by-side PNG). Work files go to MODEL_DIR.work; a re-run continues an interrupted one.",
+    )
+    personal.add_argument("footage", nargs="*", metavar="FOOTAGE", help="videos of the person, or folders of them")
+    personal.add_argument("--name", required=True, help="the person's name (the dataset identity and the model card)")
+    personal.add_argument("-o", "--output", required=True, metavar="MODEL_DIR", help="where the fine-tuned model goes (a new folder)")
+    personal.add_argument("--model", help="model to start from (default: the embedded default)")
+    personal.add_argument("--recipe", default="full", choices=["full", "lora"],
+                          help="full: stage 1 (both UNets, pose guider, PCM); lora: adapters only (default %(default)s)")
+    personal.add_argument("--steps", type=int, default=200, help="training steps (default %(default)s)")
+    personal.add_argument("--learning-rate", type=float, default=1e-4, help="(default %(default)s)")
+    personal.add_argument("--batch-size", type=int, default=4, help="(default %(default)s)")
+    personal.add_argument("--lora-rank", type=int, default=8, help="with --recipe lora (default %(default)s)")
+    personal.add_argument("--holdout", default="auto", choices=["auto", "file", "tail"],
+                          help="what is kept back for the report: the last file, the end of every clip, or "
+                               "auto (the last file when there are 3 or more; default)")
+    personal.add_argument("--holdout-share", type=float, default=0.2, help="with --holdout tail (default %(default)s)")
+    personal.add_argument("--cases", type=int, default=8, help="held-out cases in the report (default %(default)s)")
+    personal.add_argument("--dataset", help="an already prepared dataset (freeview train prepare) instead of FOOTAGE")
+    personal.add_argument("--work", help="folder for the work files (default: MODEL_DIR.work)")
+    personal.add_argument("--seed", type=int, default=0)
+    personal.set_defaults(func=_personal)
     export = sub.add_parser("export", help="copy a trained model for shipping (float16 weights, recommended sampling)")
     export.add_argument("model", help="a trained model directory (e.g. runs/NAME/model)")
     export.add_argument("-o", "--output", required=True, help="where to write it")
@@ -74,6 +100,19 @@ def _prepare(args) -> int:
         print(f"skipped {s['source']}: {s['reason']}")
     print(f"wrote {len(index['clips'])} clips of {len(index['identities'])} identities to {args.output} "
           f"({len(index['rejected'])} shots left out, listed in index.json)")
+    return 0
+
+
+def _personal(args) -> int:
+    from .personal import PersonalSettings, report_lines, train_personal
+
+    settings = PersonalSettings(name=args.name, model=args.model, recipe=args.recipe, steps=args.steps,
+                                learning_rate=args.learning_rate, batch_size=args.batch_size, lora_rank=args.lora_rank,
+                                holdout=args.holdout, holdout_share=args.holdout_share, cases=args.cases, seed=args.seed)
+    report = train_personal(args.footage, args.output, settings, work=args.work, dataset=args.dataset)
+    for line in report_lines(report):
+        print(line)
+    print(f"freeview: wrote {args.output} in {report['wall_seconds'] / 60:.1f} min; side by side: {report['picture']}")
     return 0
 
 

@@ -62,7 +62,7 @@ def starting_sampling(model_dir: str | Path, hops: int = 16) -> dict:
         try:
             found = json.loads((path / SAMPLING_FILE).read_text())
             if isinstance(found, dict):
-                return {k: found[k] for k in ("steps", "guidance", "top_k") if k in found}
+                return found
         except (OSError, ValueError):
             pass
         try:
