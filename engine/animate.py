@@ -109,7 +109,8 @@ def load_reference(path: str | os.PathLike, *, pose: np.ndarray | None = None) -
 
             track = extract_image_pose(image)
             if not track.detected[0]:
-                raise UserError(f"no person found in reference photo {path.name}")
+                raise UserError(f"no person found in reference photo {path.name}; for a close-up the pose landmarker "
+                                f"misses, give its pose in {sidecar.name} beside it (see README: close-up references)")
             pose = track.keypoints[0]
     return Reference(image=image, keypoints=np.asarray(pose, np.float32), name=path.stem)
 

@@ -251,3 +251,24 @@ def test_a_portrait_motion_is_cropped_around_the_person_not_letterboxed():
     assert target_track(square, framing="auto").width == 800  # a square one is not
     with pytest.raises(UserError, match="motion framing must be one of"):
         target_track(track, framing="zoom")
+
+
+# -- close-up references ------------------------------------------------------------------------------
+def test_a_close_up_reference_with_a_pose_sidecar_is_accepted_and_labelled_close_up(tmp_path):
+    from PIL import Image
+
+    from engine.animate import load_reference
+
+    photo = tmp_path / "me_close.png"
+    Image.fromarray(np.full((200, 160, 3), 90, np.uint8)).save(photo)  # nothing a landmarker would find
+    with pytest.raises(UserError, match=r"no person found in reference photo me_close.png; .* me_close.pose.json"):
+        load_reference(photo)
+    body = [[0.0, 0.0, 0.0]] * 18
+    for index, (x, y) in {0: (80, 70), 14: (70, 60), 15: (90, 60), 16: (60, 65), 17: (100, 65), 1: (80, 130),
+                          2: (30, 150), 5: (130, 150)}.items():  # nose, eyes, ears, neck, shoulders (pixels)
+        body[index] = [x, y, 0.9]
+    (tmp_path / "me_close.pose.json").write_text(json.dumps(
+        {"version": 1, "width": 160, "height": 200, "frames": [{"people": [{"pose_keypoints_2d": sum(body, [])}]}]}))
+    reference = load_reference(photo)
+    assert reference.shot == "close-up"
+    assert reference.keypoints[0, :2] == pytest.approx([80 / 160, 70 / 200], abs=1e-3)
