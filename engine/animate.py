@@ -54,8 +54,34 @@ class AnimateSettings:
     width: int | None = None
     retarget: bool = False
     disable_pcm: bool = False
-    motion_framing: str = "auto"       # "person": one square around the person, as training clips are cropped;
-                                       # "fit": the whole frame letterboxed; "auto": "person" for non-square motions
+
+    def check(self, option_names: bool = False) -> "AnimateSettings":
+        """Every number in range (:mod:`engine.limits`), before any work; returns self.
+        ``option_names``: errors name the command-line options (``--steps``) rather than the settings."""
+        from .limits import check_frames, check_guidance, check_int, check_seed, check_side, check_steps
+
+        def name(option: str) -> str:
+            return f"--{option}" if option_names else option.replace("-", " ")
+
+        if self.steps is not None:
+            self.steps = check_steps(self.steps, name("steps"))
+        if self.guidance is not None:
+            self.guidance = check_guidance(self.guidance, name("guidance"))
+        self.seed = check_seed(self.seed, name("seed"))
+        if self.frames is not None:
+            self.frames = check_frames(self.frames, name("frames"))
+        if self.clip_frames is not None:  # None: the model's windows (with_model_windows)
+            self.clip_frames = check_int(self.clip_frames, name("clip-frames"), low=1, high=1024)
+        if self.overlap is not None:
+            self.overlap = check_int(self.overlap, name("overlap"), low=0, high=(self.clip_frames or 1024) - 1)
+        if self.height is not None:
+            self.height = check_side(self.height, name("height"))
+        if self.width is not None:
+            self.width = check_side(self.width, name("width"))
+        if self.scheduler not in ("ddim", "dpmsolver++"):
+            raise UserError(f"scheduler must be 'ddim' or 'dpmsolver++', got {self.scheduler!r}")
+        return self
+
 
 
 @dataclass
@@ -109,8 +135,7 @@ def load_reference(path: str | os.PathLike, *, pose: np.ndarray | None = None) -
 
             track = extract_image_pose(image)
             if not track.detected[0]:
-                raise UserError(f"no person found in reference photo {path.name}; for a close-up the pose landmarker "
-                                f"misses, give its pose in {sidecar.name} beside it (see README: close-up references)")
+                raise UserError(f"no person found in reference photo {path.name}")
             pose = track.keypoints[0]
     return Reference(image=image, keypoints=np.asarray(pose, np.float32), name=path.stem)
 
@@ -161,47 +186,10 @@ def fit_keypoints(keypoints: np.ndarray, src_w: int, src_h: int, width: int, hei
     return out
 
 
-MOTION_FRAMINGS = ("auto", "person", "fit")
-
-
-def frame_around_person(track: PoseTrack, margin: float = 1.25, threshold: float = 0.3) -> PoseTrack:
-    """The motion seen through one fixed square around its person, the way ``freeview train prepare`` crops
-    training clips: the box of the seen body joints over all frames (1st to 99th percentile, so one stray joint
-    does not zoom out), ``margin`` times its longer side, kept inside the frame. A portrait video's person then
-    fills the model's square as in training instead of standing small in a letterbox. Keypoints that fall
-    outside the square get confidence 0; a track with no seen joint is returned unchanged."""
-    from .poses.track import BODY as BODY_POINTS
-
-    body = track.keypoints[:, BODY_POINTS]
-    seen = body[..., 2] > threshold
-    if not seen.any():
-        return track
-    w, h = track.width, track.height
-    xs, ys = body[..., 0][seen] * w, body[..., 1][seen] * h
-    x0, x1 = np.percentile(xs, [1, 99])
-    y0, y1 = np.percentile(ys, [1, 99])
-    side = min(max(x1 - x0, y1 - y0) * margin, w, h)
-    side = int(round(min(max(side, min(w, h) // 4, 8), w, h)))
-    left = float(np.clip((x0 + x1) / 2 - side / 2, 0, w - side))
-    top = float(np.clip((y0 + y1) / 2 - side / 2, 0, h - side))
-    kp = np.array(track.keypoints, dtype=np.float32, copy=True)
-    kp[..., 0] = (kp[..., 0] * w - left) / side
-    kp[..., 1] = (kp[..., 1] * h - top) / side
-    outside = (kp[..., 0] < 0) | (kp[..., 0] > 1) | (kp[..., 1] < 0) | (kp[..., 1] > 1)
-    kp[..., 2] = np.where(outside, 0.0, kp[..., 2])
-    return PoseTrack(kp, side, side, track.fps, world=track.world, detected=track.detected)
-
-
-def target_track(motion: PoseTrack, camera=None, *, frames: int | None = None, retarget_to: Reference | None = None,
-                 framing: str = "fit") -> PoseTrack:
-    """The poses the network is driven by: framed (``framing``, :data:`MOTION_FRAMINGS`), retargeted, seen
-    through the camera, trimmed to ``frames``."""
+def target_track(motion: PoseTrack, camera=None, *, frames: int | None = None, retarget_to: Reference | None = None) -> PoseTrack:
+    """The poses the network is driven by: retargeted, seen through the camera, trimmed to ``frames``."""
     if frames is not None and frames < 1:
         raise UserError(f"frames must be at least 1, got {frames}")
-    if framing not in MOTION_FRAMINGS:
-        raise UserError(f"motion framing must be one of {', '.join(MOTION_FRAMINGS)}, got {framing!r}")
-    if framing == "person" or (framing == "auto" and motion.width != motion.height):
-        motion = frame_around_person(motion)
     if retarget_to is not None:
         from .poses import retarget
 
@@ -215,6 +203,22 @@ def target_track(motion: PoseTrack, camera=None, *, frames: int | None = None, r
 
 
 # -- the job ----------------------------------------------------------------------------------------
+def estimate_memory_mb(pipe, frames: int, height: int, width: int, refs: int, clip_frames: int = 12) -> float:
+    """The generation's estimated peak (:func:`~engine.device.estimate_peak_memory_mb`) plus the finished
+    frames the result holds."""
+    from .device import estimate_peak_memory_mb
+
+    return estimate_peak_memory_mb(pipe, frames, height, width, refs, clip_frames) + frames * height * width * 3 * 2 / 2**20
+
+
+def check_memory(pipe, frames: int, height: int, width: int, refs: int, clip_frames: int = 12) -> None:
+    """Refuse, with the figures, a generation that would not fit in the device's free memory."""
+    from .limits import check_fits_memory
+
+    needed = estimate_memory_mb(pipe, frames, height, width, refs, clip_frames)
+    check_fits_memory(needed, f"{frames} frames at {width}x{height} from {refs} reference(s)", getattr(pipe, "device", None))
+
+
 def animate(
     pipe,
     references: list[Reference],
@@ -227,13 +231,13 @@ def animate(
     return_correlation: bool = True,
 ) -> Animation | None:
     """Run the pipeline; returns None when interrupted (``pipe.interrupt()``)."""
-    settings = settings or AnimateSettings()
+    settings = (settings or AnimateSettings()).check()
     if not references:
         raise UserError("at least one reference photo is needed")
-    target = target_track(motion, camera, frames=settings.frames, retarget_to=references[0] if settings.retarget else None,
-                          framing=settings.motion_framing)
+    target = target_track(motion, camera, frames=settings.frames, retarget_to=references[0] if settings.retarget else None)
     default_h, default_w = pipe.default_resolution
     height, width = settings.height or default_h, settings.width or default_w
+    check_memory(pipe, len(target), height, width, len(references), settings.clip_frames)
     images, poses = zip(*(fit_to_frame(r.image, r.keypoints, width, height) for r in references))
     keypoints = fit_keypoints(target.keypoints, target.width, target.height, width, height)
     generator = torch.Generator().manual_seed(settings.seed)
@@ -270,9 +274,6 @@ def register(subparsers, bench) -> None:
     p.add_argument("--overlap", type=int, default=4)
     p.add_argument("--scheduler", default="ddim", choices=["ddim", "dpmsolver++"])
     p.add_argument("--retarget", action="store_true", help="give the motion the first reference's body proportions")
-    p.add_argument("--motion-framing", default="auto", choices=list(MOTION_FRAMINGS),
-                   help="person: crop the motion to a square around the person, as training clips are; fit: the whole "
-                        "frame, letterboxed; auto (default): person when the motion is not square")
     p.add_argument("--frames-dir", help="also write PNG frames here")
     p.add_argument("--preview", help="also write a side-by-side MP4 (pose | result)")
     p.add_argument("--correlation", help="also write the correlation maps as a PNG")
@@ -297,24 +298,26 @@ def _run_animate(args) -> int:
     from tqdm import tqdm
 
     from .camera import CameraTimeline
-    from .device import estimate_peak_memory_mb
-    from .files import check_writable_parent
+    from .files import check_outputs
     from .model import load_pipeline
     from .video import write_video
 
     out = Path(args.out)
     if out.suffix.lower() != ".mp4":
         raise UserError(f"output must be an .mp4 file, got {out.name}")
-    check_writable_parent(out)
+    if args.preview and Path(args.preview).suffix.lower() != ".mp4":
+        raise UserError(f"--preview must be an .mp4 file, got {Path(args.preview).name}")
+    if args.correlation and Path(args.correlation).suffix.lower() != ".png":
+        raise UserError(f"--correlation must be a .png file, got {Path(args.correlation).name}")
+    inputs = {"--refs": args.refs, "reference pose": [p for p in (Path(r).with_suffix(".pose.json") for r in args.refs) if p.exists()],
+              "--motion": args.motion, "--camera": args.camera, "--model": args.model}
+    check_outputs(inputs, {"--out": out, "--preview": args.preview, "--correlation": args.correlation})
+    if args.frames_dir:
+        check_frames_dir(args.frames_dir, inputs)
     settings = AnimateSettings(
         steps=args.steps, guidance=args.guidance, seed=args.seed, frames=args.frames, top_k=parse_top_k(args.top_k),
         clip_frames=args.clip_frames, overlap=args.overlap, scheduler=args.scheduler, retarget=args.retarget,
-        motion_framing=args.motion_framing,
-    )
-    if settings.steps is not None and settings.steps < 1:
-        raise UserError(f"--steps must be at least 1, got {settings.steps}")
-    if settings.guidance is not None and not settings.guidance >= 1:
-        raise UserError(f"--guidance must be >= 1 (1 turns guidance off), got {settings.guidance}")
+    ).check(option_names=True)
     references = [load_reference(p) for p in args.refs]
     motion = load_motion(args.motion, progress=True)
     camera = CameraTimeline.load(args.camera) if args.camera else None
@@ -322,17 +325,17 @@ def _run_animate(args) -> int:
                          channels_last=args.channels_last, compile=args.compile)
     frames = min(len(motion), settings.frames or len(motion))
     h, w = pipe.default_resolution
-    print(f"freeview: {frames} frames at {w}x{h} from {len(references)} reference(s); "
-          f"estimated peak memory {estimate_peak_memory_mb(pipe, frames, h, w, len(references)):.0f} MB")
-    bar = tqdm(total=None, unit="clip-step", desc="animate")
+    print(f"freeview: {frames} frames at {w}x{h} from {len(references)} reference(s); estimated peak memory "
+          f"{estimate_memory_mb(pipe, frames, h, w, len(references), settings.clip_frames):.0f} MB")
+    with tqdm(total=None, unit="clip-step", desc="animate") as bar:
 
-    def progress(step, steps, clip, clips):
-        bar.total = steps * clips
-        bar.set_postfix_str(f"step {step + 1}/{steps} clip {clip + 1}/{clips}")
-        bar.update()
+        def progress(step, steps, clip, clips):
+            bar.total = steps * clips
+            bar.set_postfix_str(f"step {step + 1}/{steps} clip {clip + 1}/{clips}")
+            bar.update()
 
-    result = animate(pipe, references, motion, camera, settings, progress=progress, return_correlation=bool(args.correlation))
-    bar.close()
+        result = animate(pipe, references, motion, camera, settings, progress=progress,
+                         return_correlation=bool(args.correlation))
     if result is None:
         raise UserError("cancelled; nothing was written")
     audio = None if Path(args.motion).suffix.lower() == ".json" or Path(args.motion).is_dir() else args.motion
@@ -355,6 +358,23 @@ def _run_animate(args) -> int:
     return 0
 
 
+FRAME_NAME = "frame_{:05d}.png"
+
+
+def check_frames_dir(folder: str | os.PathLike, inputs: dict) -> None:
+    """``--frames-dir``: a folder (new or existing) where no input is one of the frame files it will write."""
+    import re
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"--frames-dir {folder} is a file; give a folder")
+    pattern = re.compile(r"^frame_\d{5,}\.png$")
+    for name, values in inputs.items():
+        for value in values if isinstance(values, (list, tuple)) else [values]:
+            if value and pattern.match(Path(value).name) and Path(value).resolve().parent == folder.resolve():
+                raise UserError(f"--frames-dir {folder} would overwrite the input {name} {value}; write the frames elsewhere")
+
+
 def write_frames(folder: str | os.PathLike, frames: np.ndarray) -> None:
     from PIL import Image
 
@@ -363,7 +383,7 @@ def write_frames(folder: str | os.PathLike, frames: np.ndarray) -> None:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for i, frame in enumerate(frames):
-        with atomic_path(folder / f"frame_{i:05d}.png") as tmp:
+        with atomic_path(folder / FRAME_NAME.format(i)) as tmp:
             Image.fromarray(frame).save(tmp, format="PNG")
 
 

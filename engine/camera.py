@@ -155,6 +155,10 @@ class CameraTimeline:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 2):
                 raise UserError(f"{name} must be a whole number >= 2, got {value!r}")
+            if value is not None:
+                from .limits import check_side
+
+                check_side(value, name)
         if self.aspect is not None:
             _parse_aspect(self.aspect)
 
@@ -216,28 +220,29 @@ class CameraTimeline:
                 out.append(cls_(**item))
             return tuple(out)
 
+        from .limits import check_int
+
         return cls(points("keyframe", Keyframe), points("cut", Cut), data.get("width"), data.get("height"),
-                   data.get("aspect"), int(data.get("version", SCHEMA_VERSION)))
+                   data.get("aspect"), check_int(data.get("version", SCHEMA_VERSION), "version", low=0))
 
     @classmethod
     def from_json(cls, text: str) -> "CameraTimeline":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"camera timeline is not valid JSON: {exc}") from None
-        return cls.from_dict(data)
+        from .files import parse_json
+
+        return cls.from_dict(parse_json(text, "camera timeline"))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "CameraTimeline":
+        from .files import read_json
+
         path = Path(path)
+        data = read_json(path, "camera timeline")
         try:
-            text = path.read_text()
-        except FileNotFoundError:
-            raise UserError(f"camera timeline not found: {path}") from None
-        try:
-            return cls.from_json(text)
+            return cls.from_dict(data)
         except UserError as exc:
             raise UserError(f"{path}: {exc}") from None
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"{path}: not a valid camera timeline ({exc})") from None
 
     def save(self, path: str | os.PathLike) -> Path:
         write_text_atomic(path, self.to_json())

@@ -34,6 +34,8 @@ def register(subparsers, bench) -> None:
                          help="longest run of frames without a person to fill (default: one second; 0 fills none)")
     extract.add_argument("--openpose-dir", metavar="DIR", help="also write one OpenPose JSON per frame into DIR")
     extract.add_argument("--no-progress", action="store_true", help="no progress bar")
+    extract.add_argument("--allow-empty", action="store_true",
+                         help="write the pose file even when no frame shows a person (otherwise that is an error)")
     extract.set_defaults(func=run_extract)
 
     render = pose_sub.add_parser("render", help="a pose file (through a camera timeline) -> skeleton preview MP4")
@@ -57,11 +59,23 @@ def run_extract(args: argparse.Namespace) -> int:
     from .files import save_openpose, save_pose_file
     from .filters import fill_gaps, smooth_track
 
-    if args.num_poses is not None and args.num_poses < 1:
-        raise UserError(f"--num-poses must be >= 1, got {args.num_poses}")
+    from ..files import check_outputs
+    from ..limits import check_gap, check_int
+
+    if args.num_poses is not None:
+        check_int(args.num_poses, "--num-poses", low=1, high=64)
+    if args.max_gap is not None:
+        check_gap(args.max_gap, "--max-gap")
+    if Path(args.output).suffix.lower() != ".json":
+        raise UserError(f"-o must name a .json pose file, got {Path(args.output).name}")
+    check_outputs({"INPUT": args.input}, {"-o": args.output})
+    if args.openpose_dir:
+        _check_openpose_dir(args.openpose_dir, args.input, args.output)
     track = extract_poses(args.input, hands=args.hands, face=args.face, num_poses=args.num_poses,
                           progress=not args.no_progress)
     found = int(track.detected.sum())
+    if not found and not args.allow_empty:
+        raise UserError(f"no person found in {args.input}; nothing was written (--allow-empty writes an empty pose file)")
     report = None
     if found and args.max_gap != 0:
         track, report = fill_gaps(track, args.max_gap)
@@ -77,6 +91,15 @@ def run_extract(args: argparse.Namespace) -> int:
     if not found:
         print(f"freeview: warning: no person found in {args.input}", file=sys.stderr)
     return 0
+
+
+def _check_openpose_dir(folder: str, *inputs: str) -> None:
+    folder_path = Path(folder)
+    if folder_path.exists() and not folder_path.is_dir():
+        raise UserError(f"--openpose-dir {folder} is a file; give a folder")
+    for value in inputs:
+        if Path(value).resolve().parent == folder_path.resolve() and Path(value).name.endswith("_keypoints.json"):
+            raise UserError(f"--openpose-dir {folder} would overwrite {value}; write the OpenPose files elsewhere")
 
 
 def draw_label(frame: np.ndarray, text: str) -> np.ndarray:
@@ -95,6 +118,16 @@ def run_render(args: argparse.Namespace) -> int:
     from .files import load_pose_file
     from .render import render_track
 
+    from ..files import check_outputs
+    from ..limits import check_side
+
+    if args.width is not None:
+        check_side(args.width, "--width")
+    if args.height is not None:
+        check_side(args.height, "--height")
+    if Path(args.output).suffix.lower() != ".mp4":
+        raise UserError(f"-o must name an .mp4 file, got {Path(args.output).name}")
+    check_outputs({"POSE.json": args.pose, "--camera": args.camera}, {"-o": args.output})
     track = load_pose_file(args.pose, args.width, args.height)
     names = ["full frame"] * len(track)
     if args.camera:
