@@ -47,8 +47,8 @@ class AnimateSettings:
     seed: int = 0
     frames: int | None = None          # None: the whole motion
     top_k: float | str | None = None   # references' worth of tokens per layer; "all" disables selection
-    clip_frames: int = 12
-    overlap: int = 4
+    clip_frames: int | None = None     # None: the model's recommendation (sampling.json), else 12
+    overlap: int | None = None         # None: the model's recommendation, else 4
     scheduler: str = "ddim"
     height: int | None = None          # None: the model's resolution
     width: int | None = None
@@ -203,6 +203,22 @@ def target_track(motion: PoseTrack, camera=None, *, frames: int | None = None, r
 
 
 # -- the job ----------------------------------------------------------------------------------------
+def with_model_windows(settings: AnimateSettings, pipe) -> AnimateSettings:
+    """``settings`` with the clip length and overlap the model recommends (``sampling.json``; AnimateAnyone's
+    motion modules were trained on 24-frame clips) where they are None; an overlap left to the model is kept
+    below a clip length given by hand."""
+    import dataclasses
+
+    recommended = getattr(pipe, "sampling_defaults", DEFAULT_SAMPLING)
+    clip = settings.clip_frames
+    if clip is None:
+        clip = recommended.get("clip_frames", DEFAULT_SAMPLING["clip_frames"])
+    overlap = settings.overlap
+    if overlap is None:
+        overlap = max(0, min(recommended.get("overlap", DEFAULT_SAMPLING["overlap"]), clip - 1))
+    return dataclasses.replace(settings, clip_frames=clip, overlap=overlap)
+
+
 def estimate_memory_mb(pipe, frames: int, height: int, width: int, refs: int, clip_frames: int = 12) -> float:
     """The generation's estimated peak (:func:`~engine.device.estimate_peak_memory_mb`) plus the finished
     frames the result holds."""
@@ -231,7 +247,7 @@ def animate(
     return_correlation: bool = True,
 ) -> Animation | None:
     """Run the pipeline; returns None when interrupted (``pipe.interrupt()``)."""
-    settings = (settings or AnimateSettings()).check()
+    settings = with_model_windows(settings or AnimateSettings(), pipe).check()
     if not references:
         raise UserError("at least one reference photo is needed")
     target = target_track(motion, camera, frames=settings.frames, retarget_to=references[0] if settings.retarget else None)
@@ -270,8 +286,8 @@ def register(subparsers, bench) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--frames", type=int, help="only the first N frames of the motion")
     p.add_argument("--top-k", default=None, help="reference tokens kept per layer, in references' worth (default: the model's recommendation, else 1), or 'all'")
-    p.add_argument("--clip-frames", type=int, default=12)
-    p.add_argument("--overlap", type=int, default=4)
+    p.add_argument("--clip-frames", type=int, help="frames per clip of the sliding window (default: the model's recommendation, else 12)")
+    p.add_argument("--overlap", type=int, help="frames shared by neighbouring clips (default: the model's recommendation, else 4)")
     p.add_argument("--scheduler", default="ddim", choices=["ddim", "dpmsolver++"])
     p.add_argument("--retarget", action="store_true", help="give the motion the first reference's body proportions")
     p.add_argument("--frames-dir", help="also write PNG frames here")

@@ -23,18 +23,19 @@ RESTORE_HINT = (
 )
 
 
-# top_k None: the engine's default, one reference's worth of tokens per layer (engine.models.selection)
-DEFAULT_SAMPLING = {"steps": 20, "guidance": 2.0, "top_k": None}
+# top_k None: the engine's default, one reference's worth of tokens per layer (engine.models.selection);
+# clip_frames / overlap: the temporal windows the motion modules were trained on (AnimateAnyone: 24 / 4)
+DEFAULT_SAMPLING = {"steps": 20, "guidance": 2.0, "top_k": None, "clip_frames": 12, "overlap": 4}
 SAMPLING_FILE = "sampling.json"  # a model's recommended sampling settings, beside model_index.json
 
 
 def sampling_defaults(model_dir: str | os.PathLike | None = None) -> dict:
-    """Steps, guidance and top-K the model recommends (``sampling.json``), else the engine's defaults."""
+    """Steps, guidance, top-K and windows the model recommends (``sampling.json``), else the engine's defaults."""
     values = dict(DEFAULT_SAMPLING)
     try:
         found = json.loads((Path(model_dir or default_model_dir()) / SAMPLING_FILE).read_text())
         values.update({key: found[key] for key in DEFAULT_SAMPLING if key in found})
-    except (OSError, ValueError, TypeError):
+    except (OSError, ValueError, TypeError, AttributeError):
         pass
     from .models.selection import check_top_k
 
@@ -42,6 +43,10 @@ def sampling_defaults(model_dir: str | os.PathLike | None = None) -> dict:
         check_top_k(values["top_k"])
     except (ValueError, TypeError):  # a top-K the engine cannot use is no recommendation
         values["top_k"] = None
+    clip, overlap = values["clip_frames"], values["overlap"]
+    whole = all(isinstance(v, int) and not isinstance(v, bool) for v in (clip, overlap))
+    if not (whole and clip >= 1 and 0 <= overlap < clip):  # windows the engine cannot use are no recommendation
+        values["clip_frames"], values["overlap"] = DEFAULT_SAMPLING["clip_frames"], DEFAULT_SAMPLING["overlap"]
     return values
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -15,9 +16,10 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 from einops import rearrange
 from torch.nn import functional as F
-from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
+from .clip import ClipPreprocessing, read_clip_preprocessing, write_clip_preprocessing
 from .context import aggregation_weights, context_windows
+from .model import DEFAULT_SAMPLING
 from .models.network import FreeViewNetwork
 from .models.pcm import PoseCorrelationModule  # noqa: F401  (from_pretrained loads only imported libraries)
 from .models.pose_guider import PoseGuider  # noqa: F401
@@ -31,11 +33,9 @@ SCHEDULERS = {
 
 
 def clip_pixels(images: torch.Tensor, size: int) -> torch.Tensor:
-    """images ``(n, 3, H, W)`` in [0, 1] -> CLIP-normalised pixels ``(n, 3, size, size)``."""
-    pixels = F.interpolate(images, size=(size, size), mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
-    mean = torch.tensor(OPENAI_CLIP_MEAN, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
-    std = torch.tensor(OPENAI_CLIP_STD, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
-    return (pixels - mean) / std
+    """images ``(n, 3, H, W)`` in [0, 1] -> CLIP-normalised pixels ``(n, 3, size, size)``: the short side
+    resized to ``size``, the centre cropped (``CLIPImageProcessor``'s rule, :mod:`engine.clip`)."""
+    return ClipPreprocessing.for_size(size)(images)
 
 
 @torch.no_grad()
@@ -96,7 +96,21 @@ class FreeViewPipeline(DiffusionPipeline):
         )
         self.network = FreeViewNetwork(reference_unet, denoising_unet, pose_guider, pcm)
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
+        # CLIPImageProcessor's settings; from_pretrained reads the model's own (feature_extractor/)
+        self.clip_preprocessing = ClipPreprocessing.for_size(image_encoder.config.image_size)
         self._interrupt = False
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        pipe = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        if Path(pretrained_model_name_or_path).is_dir():
+            pipe.clip_preprocessing = read_clip_preprocessing(
+                pretrained_model_name_or_path, pipe.image_encoder.config.image_size)
+        return pipe
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        super().save_pretrained(save_directory, *args, **kwargs)
+        write_clip_preprocessing(save_directory, self.clip_preprocessing)
 
     # -- helpers --------------------------------------------------------------------------------
     @property
@@ -110,7 +124,7 @@ class FreeViewPipeline(DiffusionPipeline):
         self._interrupt = True
 
     def _clip_pixels(self, images: torch.Tensor) -> torch.Tensor:
-        return clip_pixels(images, self.image_encoder.config.image_size)
+        return self.clip_preprocessing(images)
 
     @staticmethod
     def _pose_images(keypoints: np.ndarray, height: int, width: int) -> torch.Tensor:
@@ -150,8 +164,8 @@ class FreeViewPipeline(DiffusionPipeline):
         top_k: float | str | None = None,
         disable_pcm: bool = False,
         scheduler: str = "ddim",
-        context_frames: int = 12,
-        context_overlap: int = 4,
+        context_frames: int | None = None,
+        context_overlap: int | None = None,
         decode_chunk_size: int = 8,
         return_correlation: bool = False,
         progress: Callable[[int, int, int, int], None] | None = None,
@@ -179,6 +193,9 @@ class FreeViewPipeline(DiffusionPipeline):
         if output_type not in ("np", "latent"):
             raise ValueError(f"unknown output_type {output_type!r}; expected 'np' or 'latent'")
         num_frames, refs = target_poses.shape[0], len(reference_images)
+        recommended = getattr(self, "sampling_defaults", DEFAULT_SAMPLING)  # the model's windows (sampling.json)
+        context_frames = recommended["clip_frames"] if context_frames is None else context_frames
+        context_overlap = recommended["overlap"] if context_overlap is None else context_overlap
         windows = context_windows(num_frames, context_frames, context_overlap)
         weights = torch.from_numpy(aggregation_weights(windows, num_frames))
         device, dtype = self._execution_device, self.denoising_unet.dtype

@@ -80,35 +80,49 @@ def _listing(keys: list[str]) -> str:
     return f"{shown}, ... ({len(keys)} in all)" if len(keys) > SHOW_KEYS else shown
 
 
+MAX_SHAPE_LINES = 20
+
+
 def check_state_dict(
     expected: Mapping[str, tuple[int, ...]],
     found: Mapping[str, Any],
     *,
     what: str,
     may_be_missing: set[str] | frozenset[str] = frozenset(),
+    tolerate_unexpected: bool = False,
 ) -> list[str]:
     """Compare tensor names and shapes; return the allowed missing keys, raise on anything else.
 
-    ``expected`` maps names to shapes; ``found`` maps names to tensors (or shapes).
+    ``expected`` maps names to shapes; ``found`` maps names to tensors (or shapes). The error's first
+    line sums up; then one line per tensor of the wrong shape, naming ``what`` (the file), the tensor and
+    both shapes. ``tolerate_unexpected``: keys the architecture has no place for are listed in a warning
+    and skipped (as the loader of the file's own project does), not refused.
     """
     shapes = {key: tuple(getattr(value, "shape", value)) for key, value in found.items()}
     missing = [key for key in expected if key not in shapes]
     unexpected = [key for key in shapes if key not in expected]
     mismatched = [
-        f"{key} {list(shapes[key])} (expected {list(expected[key])})"
+        f"{what}: {key} is {list(shapes[key])}, the architecture needs {list(expected[key])}"
         for key in expected
         if key in shapes and shapes[key] != tuple(expected[key])
     ]
     really_missing = [key for key in missing if key not in may_be_missing]
+    if unexpected and tolerate_unexpected:
+        log.warning("%s: ignoring %d tensors the architecture has no place for (%s), as AnimateAnyone's own "
+                    "loader does", what, len(unexpected), _listing(unexpected))
+        unexpected = []
     problems = []
     if really_missing:
         problems.append(f"missing {_listing(really_missing)}")
     if unexpected:
         problems.append(f"unexpected {_listing(unexpected)}")
     if mismatched:
-        problems.append(f"wrong shape {_listing(mismatched)}")
+        problems.append(f"{len(mismatched)} tensor(s) of the wrong shape")
     if problems:
-        raise UserError(f"{what} does not match the architecture: {'; '.join(problems)}")
+        lines = mismatched[:MAX_SHAPE_LINES]
+        if len(mismatched) > MAX_SHAPE_LINES:
+            lines.append(f"{what}: ... and {len(mismatched) - MAX_SHAPE_LINES} more of the wrong shape")
+        raise UserError("\n".join([f"{what} does not match the architecture: {'; '.join(problems)}", *lines]))
     return [key for key in missing if key in may_be_missing]
 
 
@@ -205,14 +219,131 @@ def _as_float32(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.float() if tensor.is_floating_point() else tensor
 
 
-def _load_strict(model, state_dict, *, what: str, may_be_missing=frozenset(), seed: int = 0) -> list[str]:
+def _load_strict(model, state_dict, *, what: str, may_be_missing=frozenset(), seed: int = 0,
+                 tolerate_unexpected: bool = False) -> list[str]:
     """Load every tensor of ``state_dict`` into ``model``; fill only allowed missing keys freshly."""
     expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
-    filled = check_state_dict(expected, state_dict, what=what, may_be_missing=may_be_missing)
-    full = {key: _as_float32(value) for key, value in state_dict.items()}
+    filled = check_state_dict(expected, state_dict, what=what, may_be_missing=may_be_missing,
+                              tolerate_unexpected=tolerate_unexpected)
+    full = {key: _as_float32(value) for key, value in state_dict.items() if key in expected}
     full.update(_fresh_tensors(model, filled, seed))
     model.load_state_dict(full, strict=True, assign=True)
     return filled
+
+
+# --------------------------------------------------------------------------- the architecture, read from the tensors
+
+
+def _indices(keys, prefix: str) -> list[int]:
+    """The distinct integers right after ``prefix`` in ``keys`` (``down_blocks.`` -> the levels)."""
+    found = set()
+    for key in keys:
+        if key.startswith(prefix):
+            head = key[len(prefix):].split(".", 1)[0]
+            if head.isdigit():
+                found.add(int(head))
+    return sorted(found)
+
+
+def _shape(state_dict: Mapping[str, Any], key: str, what: str) -> tuple[int, ...]:
+    if key not in state_dict:
+        raise UserError(f"{what} has no {key}: it is not a checkpoint of this kind (Moore-AnimateAnyone naming)")
+    return tuple(getattr(state_dict[key], "shape", state_dict[key]))
+
+
+def _note_differences(what: str, given: Mapping[str, Any], inferred: Mapping[str, Any], source: str) -> None:
+    for key, value in inferred.items():
+        if key in given and _as_list(given[key]) != _as_list(value):
+            log.warning("%s: %s is %s in the tensors but %s in the %s; using the tensors'",
+                        what, key, _as_list(value), _as_list(given[key]), source)
+
+
+def _as_list(value):
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
+def infer_unet_config(state_dict: Mapping[str, Any], base: Mapping[str, Any], *, what: str) -> dict[str, Any]:
+    """A ``UNet2DConditionModel`` config whose widths, layers, block types, cross-attention size and
+    projection kind are read from ``state_dict``'s tensors (diffusers names, as Moore's UNets use);
+    what tensors do not show (head count, GroupNorm groups, time embedding) comes from ``base``."""
+    levels = _indices(state_dict, "down_blocks.")
+    if not levels:
+        raise UserError(f"{what} has no down_blocks.* tensors: it is not a UNet checkpoint")
+    channels = [_shape(state_dict, f"down_blocks.{i}.resnets.0.conv1.weight", what)[0] for i in levels]
+    has_attention = [bool(_indices(state_dict, f"down_blocks.{i}.attentions.")) for i in levels]
+    up_attention = [bool(_indices(state_dict, f"up_blocks.{i}.attentions.")) for i in levels]
+    cross = next((k for k in state_dict if k.endswith(".attn2.to_k.weight") and "motion_modules" not in k), None)
+    proj_in = next((k for k in state_dict if k.endswith(".proj_in.weight") and "motion_modules" not in k), None)
+    inferred: dict[str, Any] = dict(
+        in_channels=_shape(state_dict, "conv_in.weight", what)[1],
+        block_out_channels=channels,
+        layers_per_block=len(_indices(state_dict, "down_blocks.0.resnets.")),
+        down_block_types=["CrossAttnDownBlock2D" if a else "DownBlock2D" for a in has_attention],
+        up_block_types=["CrossAttnUpBlock2D" if a else "UpBlock2D" for a in up_attention],
+    )
+    if "conv_out.weight" in state_dict:
+        inferred["out_channels"] = _shape(state_dict, "conv_out.weight", what)[0]
+    if cross is not None:
+        inferred["cross_attention_dim"] = _shape(state_dict, cross, what)[1]
+    if proj_in is not None:
+        inferred["use_linear_projection"] = len(_shape(state_dict, proj_in, what)) == 2
+    depth = [len(_indices(state_dict, f"down_blocks.{i}.attentions.0.transformer_blocks.")) for i, a in zip(levels, has_attention) if a]
+    if depth and any(d != 1 for d in depth):
+        inferred["transformer_layers_per_block"] = [
+            len(_indices(state_dict, f"down_blocks.{i}.attentions.0.transformer_blocks.")) or 1 for i in levels]
+    _note_differences(what, base, inferred, "UNet config")
+    config = {**dict(base), **inferred}
+    heads = config.get("num_attention_heads") or config.get("attention_head_dim") or 8
+    for width in channels:
+        if width % (heads[0] if isinstance(heads, (list, tuple)) else heads):
+            raise UserError(f"{what}: width {width} does not split into {heads} attention heads (the UNet config's "
+                            "attention_head_dim); give a UNet config with a head count that divides every width")
+    return config
+
+
+def infer_motion_config(motion: Mapping[str, Any], unet_config: Mapping[str, Any], preset_motion: Mapping[str, Any],
+                        *, what: str = "motion_module.pth") -> dict[str, Any]:
+    """``MotionAdapter`` settings read from AnimateDiff-named motion-module tensors: widths, modules per block,
+    mid-block module, transformer depth, position-table length; the head count (not in the tensors) from the
+    preset (AnimateDiff: 8); the GroupNorm groups are the UNet's (``UNetMotionModel`` uses them)."""
+    levels = _indices(motion, "down_blocks.")
+    if not levels:
+        raise UserError(f"{what} has no down_blocks.*.motion_modules.* tensors: it is not a motion-module checkpoint")
+    channels = [_shape(motion, f"down_blocks.{i}.motion_modules.0.temporal_transformer.proj_in.weight", what)[1]
+                for i in levels]
+    block = "down_blocks.0.motion_modules.0.temporal_transformer.transformer_blocks."
+    pe = next((k for k in motion if k.endswith("pos_encoder.pe")), None)
+    config: dict[str, Any] = dict(
+        block_out_channels=channels,
+        motion_layers_per_block=len(_indices(motion, "down_blocks.0.motion_modules.")),
+        motion_num_attention_heads=preset_motion["motion_num_attention_heads"],
+        motion_norm_num_groups=unet_config.get("norm_num_groups", 32),
+        motion_max_seq_length=_shape(motion, pe, what)[1] if pe else preset_motion["motion_max_seq_length"],
+        use_motion_mid_block=any(k.startswith("mid_block.motion_modules.") for k in motion),
+    )
+    depth = len(_indices(motion, block))
+    if depth != 1:
+        config["motion_transformer_layers_per_block"] = depth
+    unet_channels = list(unet_config["block_out_channels"])
+    if channels != unet_channels:
+        raise UserError(f"{what} has motion modules of widths {channels} but denoising_unet.pth has levels of "
+                        f"{unet_channels}: the two files are not from the same model")
+    heads = config["motion_num_attention_heads"]
+    if any(width % heads for width in channels):
+        raise UserError(f"{what}: widths {channels} do not split into {heads} attention heads (the preset's); "
+                        "choose a --preset whose motion head count divides every width")
+    return config
+
+
+def infer_pose_guider_config(state_dict: Mapping[str, Any], *, what: str = "pose_guider.pth") -> dict[str, Any]:
+    """``PoseGuider`` settings from the tensors: input and output channels, the width of every level."""
+    conv_in = _shape(state_dict, "conv_in.weight", what)
+    strided = _indices(state_dict, "blocks.")[1::2]  # each level: a stride-1 conv, then a stride-2 one
+    return dict(
+        conditioning_channels=conv_in[1],
+        conditioning_embedding_channels=_shape(state_dict, "conv_out.weight", what)[0],
+        block_out_channels=[conv_in[0], *(_shape(state_dict, f"blocks.{i}.weight", what)[0] for i in strided)],
+    )
 
 
 def convert_moore_state_dicts(
@@ -224,10 +355,11 @@ def convert_moore_state_dicts(
 ) -> dict[str, Any]:
     """Moore's four state dicts (keyed by file name) -> reference_unet, denoising_unet, pose_guider, pcm.
 
-    The UNets follow ``unet_config`` (SD 1.5 image variation for real weights); the
-    motion modules, pose guider and PCM follow ``preset``. Modules are built on the
-    meta device and take the loaded tensors as they are (fp32), so no memory is
-    spent on an initialisation that is overwritten.
+    The architecture is read from the tensors (:func:`infer_unet_config`, :func:`infer_motion_config`,
+    :func:`infer_pose_guider_config`); ``unet_config`` (SD 1.5 image variation for real weights) and
+    ``preset`` give what tensors do not show (head counts, GroupNorm groups, the new PCM). Modules are
+    built on the meta device and take the loaded tensors as they are (fp32), so no memory is spent on
+    an initialisation that is overwritten.
     """
     from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
 
@@ -237,11 +369,21 @@ def convert_moore_state_dicts(
     from .models.pose_guider import PoseGuider
 
     arch = architecture(preset)
-    with torch.device("meta"):
-        pose_guider = PoseGuider(**arch.pose_guider)
-        reference_unet = UNet2DConditionModel.from_config(dict(unet_config))
-        spatial = UNet2DConditionModel.from_config(dict(unet_config))
-        denoising_unet = UNetMotionModel.from_unet2d(spatial, MotionAdapter(**arch.motion))
+    unet_config = infer_unet_config(state_dicts["denoising_unet.pth"], unet_config, what="denoising_unet.pth")
+    motion_config = infer_motion_config(state_dicts["motion_module.pth"], unet_config, arch.motion)
+    pose_guider_config = infer_pose_guider_config(state_dicts["pose_guider.pth"])
+    if pose_guider_config["conditioning_embedding_channels"] != unet_config["block_out_channels"][0]:
+        raise UserError(
+            f"pose_guider.pth: conv_out.weight gives {pose_guider_config['conditioning_embedding_channels']} channels "
+            f"but the UNet's first level has {unet_config['block_out_channels'][0]}: not from the same model")
+    try:
+        with torch.device("meta"):
+            pose_guider = PoseGuider(**pose_guider_config)
+            reference_unet = UNet2DConditionModel.from_config(dict(unet_config))
+            spatial = UNet2DConditionModel.from_config(dict(unet_config))
+            denoising_unet = UNetMotionModel.from_unet2d(spatial, MotionAdapter(**motion_config))
+    except (ValueError, TypeError, RuntimeError) as exc:  # diffusers refuses the combination
+        raise UserError(f"cannot build the architecture the files describe: {_last_reason(exc)}") from None
     del spatial
 
     _load_strict(pose_guider, state_dicts["pose_guider.pth"], what="pose_guider.pth")
@@ -262,8 +404,9 @@ def convert_moore_state_dicts(
                     len(overlap))
     combined = convert_state_dict_motion({**denoising, **motion})
     pe_keys = frozenset(key for key in denoising_unet.state_dict() if key.endswith(MOTION_PE_SUFFIX))
-    filled = _load_strict(
+    filled = _load_strict(  # Moore loads these two with strict=False: stray tensors are skipped with a warning
         denoising_unet, combined, what="denoising_unet.pth + motion_module.pth", may_be_missing=pe_keys, seed=seed,
+        tolerate_unexpected=True,
     )
     log.info("recomputed %d sinusoidal motion-module position buffers (%s)", len(filled), MOTION_PE_SUFFIX[1:])
     set_motion_norm(denoising_unet, PER_FRAME)  # AnimateDiff's motion modules normalise every frame on its own
@@ -276,6 +419,28 @@ def convert_moore_state_dicts(
 
 
 # --------------------------------------------------------------------------- conversion
+
+
+def write_animate_anyone_extras(model_dir: Path, image_variations: Path) -> None:
+    """Beside a converted model: ``sampling.json`` with AnimateAnyone's own sampling settings, and the base
+    model's CLIP preprocessing (``feature_extractor/``) where it has one."""
+    import json
+
+    from .clip import PREPROCESSOR_FILE, ClipPreprocessing, write_clip_preprocessing
+    from .files import atomic_path
+    from .model import SAMPLING_FILE
+    from .models.configs import ANIMATE_ANYONE_SAMPLING
+
+    base_processor = image_variations / PREPROCESSOR_FILE
+    if base_processor.is_file():
+        size = json.loads((model_dir / "image_encoder" / "config.json").read_text()).get("image_size", 224)
+        try:
+            preprocessing = ClipPreprocessing.from_processor_config(json.loads(base_processor.read_text()), size)
+        except ValueError as exc:
+            raise UserError(f"{base_processor}: {exc}") from None
+        write_clip_preprocessing(model_dir, preprocessing)
+    with atomic_path(model_dir / SAMPLING_FILE) as tmp:
+        Path(tmp).write_text(json.dumps(ANIMATE_ANYONE_SAMPLING, indent=2) + "\n")
 
 
 @dataclass(frozen=True)
@@ -355,7 +520,9 @@ def convert_moore(
         image_encoder=image_encoder,
         scheduler=DDIMScheduler(**ANIMATE_ANYONE_SCHEDULER),
     )
-    return save_model_dir(components, out_dir, overwrite=overwrite)
+    out = save_model_dir(components, out_dir, overwrite=overwrite)
+    write_animate_anyone_extras(out, image_variations)
+    return out
 
 
 # --------------------------------------------------------------------------- fetch

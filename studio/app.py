@@ -24,7 +24,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from engine.animate import Reference, animate, kept_shares, load_motion, load_reference, selection_caption
+from engine.animate import Reference, animate, check_memory, kept_shares, load_motion, load_reference, selection_caption
 from engine.camera import EASINGS, SHOT_PRESETS, apply_camera, camera_curves
 from engine.errors import UserError
 from engine.model import ASSETS, check_model_dir, default_model_dir, load_pipeline, sampling_defaults
@@ -39,7 +39,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_MODEL = "embedded default"
 MODEL_DIRECTORY = "model directory"
 PREVIEW_SIDE = 256
-ERRORS = (UserError, ValueError, OSError)
+ERRORS = (UserError, ValueError, OSError, RecursionError, MemoryError)
+MAX_UPLOAD = os.environ.get("FREEVIEW_MAX_UPLOAD", "512mb")  # gradio refuses larger uploads before they are stored
+UPLOAD_CACHE = (3600, 86400)  # gradio's uploads: every hour those older than a day are removed, and all on exit
 
 
 def output_dir() -> Path:
@@ -93,11 +95,14 @@ def user_message(exc: Exception) -> str:
     return _PATH.sub(lambda m: Path(m.group(0)).name if m.group(0).startswith(_TEMP_ROOTS) else m.group(0), message)
 
 
-def _fail(exc: Exception, outputs: int) -> tuple:
-    """Show a user error and leave every output (the project included) as it was, except the status line."""
+def _fail(exc: Exception, outputs: int, message_at: int = -1) -> tuple:
+    """Show a user error and leave every output (the project included) as it was, except the text output at
+    ``message_at`` (the status line: always a text output, never a video or a picture)."""
     message = user_message(exc)
     gr.Warning(message)
-    return (*(gr.skip() for _ in range(outputs - 1)), f"**Problem:** {message}")
+    result = [gr.skip() for _ in range(outputs)]
+    result[message_at] = f"**Problem:** {message}"
+    return tuple(result)
 
 
 # -- autosave: the project written in the background after each change, offered back on reload -------------------
@@ -211,7 +216,8 @@ def strip_for(project: state.Project) -> str:
 def gallery_items(project: state.Project) -> list[tuple[np.ndarray, str]]:
     items = []
     for i, entry in enumerate(project.references):
-        caption = f"{i + 1}. {entry.reference.name} · {entry.shot}" + (f" · warning: {entry.warning}" if entry.warning else "")
+        # the shot is written on the picture; the caption (drawn over its bottom) names the photo
+        caption = f"{i + 1}. {entry.reference.name}" + (f" · warning: {entry.warning}" if entry.warning else "")
         items.append((preview.reference_card(entry.reference, entry.warning), caption))
     return items
 
@@ -243,6 +249,9 @@ def camera_views(project: state.Project, message: str = "") -> tuple:
     seen = apply_camera(track, project.timeline)
     frame = min(project.frame, len(track) - 1)
     picture = preview.camera_preview(track, project.timeline, frame, curves=curves, seen=seen)
+    warped = preview.warp_panel([e.reference for e in project.references], seen, frame)
+    if warped is not None:
+        picture = preview.beside(picture, warped)
     plot = preview.curve_plot(curves, [c.frame for c in project.timeline.cuts],
                               [k.frame for k in project.timeline.keyframes], frame)
     shown = state.inspector_values(project, curves)
@@ -296,7 +305,8 @@ PAGE_JS = """() => {
 
 
 def launch_kwargs() -> dict:
-    return {"theme": gr.themes.Soft(primary_hue="orange", neutral_hue="slate"), "css": CSS, "js": PAGE_JS}
+    return {"theme": gr.themes.Soft(primary_hue="orange", neutral_hue="slate"), "css": CSS, "js": PAGE_JS,
+            "max_file_size": MAX_UPLOAD}
 
 
 def pose_progress(progress: gr.Progress, total: int | None):
@@ -319,8 +329,8 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
     default_source = MODEL_DIRECTORY if model else DEFAULT_MODEL
     recommended = sampling_defaults(model)
     default_settings = {"steps": recommended["steps"], "guidance": recommended["guidance"], "seed": 0, "top_k": "default",
-                        "clip_frames": 12, "overlap": 4, "width": 0, "height": 0}
-    with gr.Blocks(title="FreeView studio") as demo:
+                        "clip_frames": recommended["clip_frames"], "overlap": recommended["overlap"], "width": 0, "height": 0}
+    with gr.Blocks(title="FreeView studio", delete_cache=UPLOAD_CACHE) as demo:
         project = gr.State(state.Project())
         session = gr.State("")             # this browser's autosave key
         browser_key = gr.BrowserState("", storage_key="freeview-autosave-key")
@@ -343,8 +353,10 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
             with gr.Tab("References", id="references"):
                 with gr.Row():
                     with gr.Column(scale=3):
-                        gallery = gr.Gallery(label="Reference photos (skeleton and shot scale from their pose)", columns=4,
-                                             height=420, object_fit="contain", allow_preview=False, elem_id="fv-gallery")
+                        # labels outside the pictures: gradio draws a component's label over the top of its picture
+                        gr.Markdown("**Reference photos** — skeleton and shot scale from their pose")
+                        gallery = gr.Gallery(label="Reference photos", show_label=False, columns=4, height=420,
+                                             object_fit="contain", allow_preview=False, elem_id="fv-gallery")
                         ref_summary = gr.Markdown(reference_summary(state.Project()))
                         with gr.Row():
                             move_left = gr.Button("◀ Move earlier", size="sm")
@@ -394,7 +406,7 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
                     with gr.Column(scale=3):
                         frame_slider = gr.Slider(0, 1, value=0, step=1, label="Scrub", elem_id="fv-scrub")
                         # room beside this picture for a composite of the references warped into the pose
-                        camera_image = gr.Image(label="Source pose + camera frame | what the camera sees",
+                        camera_image = gr.Image(label="Source pose + camera frame | what the camera sees | the photos warped into it",
                                                 interactive=False, height=340, elem_id="fv-camera-preview")
                         curves_image = gr.Image(label="Zoom, pan and yaw curves (cuts in red)", interactive=False,
                                                 height=190, elem_id="fv-curves")
@@ -451,9 +463,11 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
                                                     info="how many photos' worth of the best-matching detail each frame "
                                                          "keeps (cost stays flat); 'all' keeps every photo's")
                             with gr.Row():
-                                clip_frames = gr.Slider(1, 24, value=12, step=1, label="Clip length", elem_id="fv-clip",
+                                clip_frames = gr.Slider(1, max(24, recommended["clip_frames"]), value=recommended["clip_frames"],
+                                                        step=1, label="Clip length", elem_id="fv-clip",
                                                         info="frames denoised together; long videos are overlapping clips")
-                                overlap = gr.Slider(0, 12, value=4, step=1, label="Clip overlap", elem_id="fv-overlap",
+                                overlap = gr.Slider(0, 12, value=recommended["overlap"], step=1, label="Clip overlap",
+                                                    elem_id="fv-overlap",
                                                     info="frames two clips share (smoother joins), less than the length")
                             with gr.Row():
                                 out_width = gr.Number(0, label="Width", precision=0, elem_id="fv-width",
@@ -468,9 +482,10 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
                     with gr.Column(scale=3):
                         result_video = gr.Video(label="Result", height=380, autoplay=True, loop=True, elem_id="fv-result")
                         result_file = gr.File(label="Download MP4")
-                        correlation_image = gr.Image(label="Which regions of each photo every frame drew on "
-                                                           "(rows: frames, columns: photos; red = used most)",
-                                                     interactive=False, elem_id="fv-correlation")
+                        gr.Markdown("**Which regions of each photo every frame drew on** — rows: frames, "
+                                    "columns: photos (with their share of the kept tokens); red = used most")
+                        correlation_image = gr.Image(label="Correlation", show_label=False, interactive=False,
+                                                     elem_id="fv-correlation")
                         recent = gr.Dataframe(headers=["time", "file"], label="Recent outputs", interactive=False)
 
         with gr.Accordion("Project", open=False):
@@ -595,15 +610,17 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
 
         def motion_views(proj: state.Project) -> tuple:
             if proj.motion is None:
-                return (gr.update(maximum=1, value=0), gr.update(maximum=2, value=1), "No motion yet.", None, None)
+                return (gr.update(maximum=1, value=0), gr.update(maximum=2, value=1), "No motion yet.", None,
+                        gr.update(choices=demo_motions(), value=None))
             n = len(proj.motion)
             track = state.working_track(proj)
             info = (f"**{proj.motion_name}** — {n} frames at {proj.motion.fps:g} fps ({n / proj.motion.fps:.1f} s), "
                     f"{proj.motion.width}×{proj.motion.height}; using frames {proj.trim[0]}–{proj.trim[1] - 1}"
                     + (" · retargeted" if proj.retarget and proj.references else ""))
-            choice = proj.motion_name if proj.motion_name in demo_motions() else None
+            motions = demo_motions()
             return (gr.update(maximum=n - 1, value=proj.trim[0]), gr.update(maximum=n, value=proj.trim[1]), info,
-                    skeleton_video(track), choice)
+                    skeleton_video(track),
+                    gr.update(choices=motions, value=proj.motion_name if proj.motion_name in motions else None))
 
         def load_track(proj, key, track, name):
             new = edited(proj, state.set_motion(proj, track, name), f"load motion {name}", key)
@@ -619,7 +636,7 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
                 track = load_motion(demo_motions_dir() / f"{name}.json")
                 return load_track(proj, key, track, name)
             except ERRORS as exc:
-                return _fail(exc, len(all_motion_outputs))
+                return _fail(exc, len(all_motion_outputs), message_at=len(camera_outputs) - 1)
 
         demo_choice.input(on_demo, [project, session, demo_choice], all_motion_outputs, api_name="load_demo_motion")
 
@@ -635,7 +652,7 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
                 track = load_motion(path, progress=pose_progress(progress, total))
                 return load_track(proj, key, track, Path(path).stem)
             except ERRORS as exc:
-                return _fail(exc, len(all_motion_outputs))
+                return _fail(exc, len(all_motion_outputs), message_at=len(camera_outputs) - 1)
 
         motion_video.upload(on_motion_file, [project, session, motion_video], all_motion_outputs)
         motion_file.upload(on_motion_file, [project, session, motion_file], all_motion_outputs, api_name="load_motion")
@@ -648,7 +665,7 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
                 trimmed = edited(proj, trimmed, "trim / retarget the motion", key)
                 return (*camera_views(trimmed), *motion_views(trimmed))
             except ERRORS as exc:
-                return _fail(exc, len(all_motion_outputs))
+                return _fail(exc, len(all_motion_outputs), message_at=len(camera_outputs) - 1)
 
         for control in (trim_start, trim_stop):
             control.release(on_trim, [project, session, trim_start, trim_stop, retarget_box], all_motion_outputs)
@@ -725,6 +742,9 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
                 settings = state.animate_settings({**values, "retarget": proj.retarget}, pipe.size_multiple)
                 motion = proj.motion.slice(*proj.trim)
                 seen = apply_camera(track, proj.timeline)
+                height, width = settings.height or pipe.default_resolution[0], settings.width or pipe.default_resolution[1]
+                check_memory(pipe, min(len(motion), settings.frames or len(motion)), height, width,
+                             len(proj.references), settings.clip_frames or 12)
             except ERRORS as exc:
                 message = user_message(exc)
                 gr.Warning(message)

@@ -14,6 +14,9 @@ def register(subparsers, bench) -> None:
     parser = subparsers.add_parser("app", help="open the FreeView studio in the browser")
     add_launch_arguments(parser)
     parser.set_defaults(func=_run)
+    from .bench import register as register_bench
+
+    register_bench(bench)
 
 
 def _run(args) -> int:

@@ -226,7 +226,8 @@ const paintStill = () => {
   canvas.dataset.painted = '1';
   paintedValue = props.value;
 };
-new MutationObserver(paintStill).observe(element, { childList: true, subtree: true });
+// the template re-renders on every server update; repaint the still whenever the value is new
+setInterval(paintStill, 120);
 paintStill();
 element.addEventListener('click', (e) => {
   const button = e.target.closest('[data-tool]');

@@ -170,11 +170,15 @@ def test_export_ships_half_precision_weights_and_sampling_advice(tmp_path, tiny_
     card = tmp_path / "card.md"
     card.write_text("# tiny\n")
     out = export_model_dir(tiny_model, tmp_path / "shipped", steps=3, guidance=1.5, top_k=2.0, card=card)
-    assert sampling_defaults(out) == {"steps": 3, "guidance": 1.5, "top_k": 2.0}
-    assert sampling_defaults(tiny_model) == {"steps": 20, "guidance": 2.0, "top_k": None}  # no sampling.json: the engine's
+    windows = {"clip_frames": 12, "overlap": 4}  # the engine's, where the model recommends none
+    assert sampling_defaults(out) == {"steps": 3, "guidance": 1.5, "top_k": 2.0, **windows}
+    assert sampling_defaults(tiny_model) == {"steps": 20, "guidance": 2.0, "top_k": None, **windows}  # no sampling.json
     (tmp_path / "odd").mkdir()
-    (tmp_path / "odd" / "sampling.json").write_text('{"steps": 2, "top_k": -1}')
-    assert sampling_defaults(tmp_path / "odd") == {"steps": 2, "guidance": 2.0, "top_k": None}  # unusable top-K: ignored
+    (tmp_path / "odd" / "sampling.json").write_text('{"steps": 2, "top_k": -1, "clip_frames": 8, "overlap": 8}')
+    # an unusable top-K or window is ignored
+    assert sampling_defaults(tmp_path / "odd") == {"steps": 2, "guidance": 2.0, "top_k": None, **windows}
+    (tmp_path / "odd" / "sampling.json").write_text('{"clip_frames": 24, "overlap": 4}')
+    assert sampling_defaults(tmp_path / "odd") == {"steps": 20, "guidance": 2.0, "top_k": None, "clip_frames": 24, "overlap": 4}
     assert (out / "README.md").read_text() == "# tiny\n"
     assert model_size_mb(out) < 0.6 * model_size_mb(tiny_model)
     with pytest.raises(UserError, match="--top-k: top_k must be positive"):

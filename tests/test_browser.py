@@ -94,3 +94,236 @@ def test_studio_in_browser(page, running_app, studio_assets):  # noqa: F811
     page.locator("#fv-gallery img").nth(2).wait_for(timeout=60_000)
     assert page.locator("#fv-gallery img").count() == 3
     _shot(page, "demo")
+
+
+# -- the editor: history, inspector, delete, playback, bad input, autosave --------------------------------------
+def _markers(page) -> list[tuple[str, str, str]]:
+    """(kind, frame, label) of every marker on the timeline strip, as the user sees them."""
+    return [tuple(m) for m in page.eval_on_selector_all(
+        "#fv-timeline .fv-mark",
+        "els => els.map(e => [e.dataset.kind, e.dataset.frame, (e.querySelector('span') || {}).textContent || ''])")]
+
+
+def _wait_markers(page, expected, timeout_s: float = 30) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while _markers(page) != expected:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timeline shows {_markers(page)}, expected {expected}")
+        page.wait_for_timeout(100)
+
+
+def _wait_changed(page, before, timeout_s: float = 30):
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while (now := _markers(page)) == before:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timeline did not change from {before}")
+        page.wait_for_timeout(100)
+    return now
+
+
+def _image_src(page, elem_id: str) -> str:
+    locator = page.locator(f"#{elem_id} img").first
+    locator.wait_for(timeout=30_000)
+    return locator.get_attribute("src")
+
+
+def _wait_src_change(page, elem_id: str, before: str, timeout_s: float = 30) -> str:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while (now := _image_src(page, elem_id)) == before:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"#{elem_id} did not change")
+        page.wait_for_timeout(100)
+    return now
+
+
+def _load_demo(page, url: str) -> None:
+    page.goto(url)
+    page.locator("#fv-load-demo").wait_for(timeout=60_000)
+    page.locator("#fv-load-demo").click()
+    page.get_by_text("Loaded the demo").first.wait_for(timeout=120_000)
+
+
+def _click_strip(page, fraction: float) -> None:
+    """A click on the timeline strip at ``fraction`` of its width (scrolled into view first)."""
+    track = page.locator("#fv-timeline .fv-track")
+    track.scroll_into_view_if_needed()
+    box = track.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * fraction, box["y"] + box["height"] * 0.5)
+
+
+def _status(page) -> str:
+    return page.locator("#fv-status").inner_text()
+
+
+@pytest.mark.browser
+def test_inspector_undo_redo_and_double_click_delete(page, running_app, monkeypatch):  # noqa: F811
+    from studio.app import ASSETS
+
+    monkeypatch.setenv("FREEVIEW_DEMO_MOTIONS", str(ASSETS / "demo" / "motions"))
+    _, url = running_app
+    _load_demo(page, url)
+    page.get_by_role("tab", name="Motion").click()
+    assert page.locator("#fv-demo-motion input").input_value() == "presenter"  # the demo motion shown as selected
+
+    page.get_by_role("tab", name="Camera").click()
+    demo = [("cut", "64", "cut to medium"), ("keyframe", "0", "wide"), ("keyframe", "40", "zoom in")]
+    _wait_markers(page, demo)
+    curves_demo = _image_src(page, "fv-curves")
+    _shot(page, "editor-demo-plan")
+
+    # the inspector shows every field of the demo's "wide" keyframe
+    page.locator('#fv-timeline .fv-key[data-frame="0"]').click()
+    page.get_by_text("Editing the keyframe at frame 0").wait_for(timeout=30_000)
+    assert page.locator("#fv-point-easing input").input_value() == "ease-in-out"
+    assert page.locator("#fv-point-label textarea, #fv-point-label input").first.input_value() == "wide"
+    assert page.locator("#fv-point-shot input").input_value() == "wide"
+    pan_y = page.locator("#fv-point-pan-y input").input_value()
+
+    # edit 1: only the zoom -> easing, label and the framing's pan stay
+    page.locator("#fv-point-zoom input").fill("1.2")
+    page.locator("#fv-point-apply").click()
+    page.locator("#fv-point-shot input[value=none]").or_(page.locator("#fv-point-shot input")).first.wait_for()
+    page.wait_for_function("() => document.querySelector('#fv-point-shot input').value === 'none'", timeout=30_000)
+    assert page.locator("#fv-point-easing input").input_value() == "ease-in-out"
+    assert page.locator("#fv-point-label textarea, #fv-point-label input").first.input_value() == "wide"
+    assert page.locator("#fv-point-pan-y input").input_value() == pan_y
+    assert page.locator("#fv-point-zoom input").input_value() == "1.2"
+    after_edit1 = _markers(page)
+    assert after_edit1 == demo  # same points, same labels ("wide" was not renamed to "1.2x")
+    curves_edit1 = _wait_src_change(page, "fv-curves", curves_demo)
+    _shot(page, "editor-inspector-kept")
+
+    # edit 2: a keyframe placed with the mouse; edit 3: a preset cut at the playhead
+    _click_strip(page, 0.25)
+    after_edit2 = _wait_changed(page, after_edit1)
+    page.get_by_role("button", name="✂ cut to close-up").click()
+    after_edit3 = _wait_changed(page, after_edit2)
+    assert len(after_edit3) == len(demo) + 2
+
+    # Ctrl+Z three times: the demo plan exactly (the curves picture, every frame's zoom/pan/yaw, is the same file)
+    page.locator("h1").first.click()  # focus outside any text field
+    page.keyboard.press("Control+z")
+    _wait_markers(page, after_edit2)
+    page.keyboard.press("Control+z")
+    _wait_markers(page, after_edit1)
+    page.keyboard.press("Control+z")
+    _wait_markers(page, demo)
+    page.get_by_text("Undid: set keyframe at frame 0").wait_for(timeout=30_000)
+    assert _image_src(page, "fv-curves") == curves_demo or _wait_src_change(page, "fv-curves", curves_edit1) == curves_demo
+    # redo re-applies: Ctrl+Shift+Z, then the button
+    page.keyboard.press("Control+Shift+z")
+    _wait_markers(page, after_edit1)
+    assert _wait_src_change(page, "fv-curves", curves_demo) == curves_edit1
+    page.locator("#fv-redo").click()
+    _wait_markers(page, after_edit2)
+    _shot(page, "editor-after-redo")
+
+    # double-click deletes a marker
+    added = next(m for m in after_edit2 if m not in demo)
+    page.locator(f'#fv-timeline .fv-mark[data-kind="{added[0]}"][data-frame="{added[1]}"]').dblclick()
+    _wait_markers(page, after_edit1)
+
+    # the cut tool stays chosen: two clicks, two cuts
+    page.locator("#fv-timeline [data-tool=cut]").click()
+    for x in (0.15, 0.85):
+        before = _markers(page)
+        _click_strip(page, x)
+        _wait_changed(page, before)
+    assert sum(m[0] == "cut" for m in _markers(page)) == 3
+    assert page.locator("#fv-timeline .fv-tool.on").inner_text().strip().endswith("cut")
+
+    # playback: the plan plays over the pose track, the playhead moving along the strip
+    head = page.locator("#fv-timeline .fv-head b")
+    start_frame = head.inner_text()
+    page.locator("#fv-timeline .fv-play").click()
+    page.wait_for_timeout(2000)
+    _shot(page, "editor-playing")
+    fps = float(page.locator("#fv-timeline").get_attribute("data-fps") or 0)
+    page.locator("#fv-timeline .fv-play").click()
+    print(f"[studio bench] playback in the browser: {fps:.1f} fps "
+          f"(track at 25 fps; drawing {page.locator('#fv-timeline').get_attribute('data-draw-ms')} ms a frame)")
+    assert fps > 0 and head.inner_text() != start_frame
+
+
+@pytest.mark.browser
+def test_bad_input_gives_one_message_and_changes_nothing(page, running_app, tmp_path):  # noqa: F811
+    _, url = running_app
+    page.goto(url)
+    page.locator("#fv-load-demo").wait_for(timeout=60_000)
+    # a driving video that is not a video, before the Camera tab was ever opened
+    broken = tmp_path / "holiday.mp4"
+    broken.write_text("not a video")
+    page.get_by_role("tab", name="Motion").click()
+    page.locator("#fv-motion-video input[type=file]").set_input_files(str(broken))
+    page.locator("#fv-status", has_text="Problem").wait_for(timeout=60_000)
+    message = _status(page)
+    assert "holiday.mp4" in message and "/tmp" not in message and "gradio" not in message, message
+    _shot(page, "bad-upload")
+    page.get_by_role("tab", name="Camera").click()
+    assert page.get_by_text("Error rendering").count() == 0
+    page.locator("#fv-load-demo").click()
+    page.get_by_text("Loaded the demo").first.wait_for(timeout=120_000)
+    demo = [("cut", "64", "cut to medium"), ("keyframe", "0", "wide"), ("keyframe", "40", "zoom in")]
+    _wait_markers(page, demo)
+    _click_strip(page, 0.3)  # the timeline still works
+    plan = _wait_changed(page, demo)
+    assert page.get_by_text("Error rendering").count() == 0
+
+    # zoom 1e9: one message naming the field, the plan unchanged
+    curves = _image_src(page, "fv-curves")
+    page.locator("#fv-point-zoom input").fill("1e9")
+    page.locator("#fv-point-apply").click()
+    page.locator("#fv-status", has_text="Zoom must be between 0.1 and 20").wait_for(timeout=30_000)
+    assert _markers(page) == plan and _image_src(page, "fv-curves") == curves
+    page.locator("#fv-point-zoom input").fill("1e9")
+    page.locator("#fv-point-apply").click()  # twice: still one warning on screen
+    page.wait_for_timeout(1500)
+    assert page.locator(".toast-body").count() <= 1
+    _shot(page, "bad-zoom")
+
+    # width -16: one message naming the field; Generate refuses with the same line and makes nothing
+    page.get_by_role("tab", name="Generate").click()
+    assert not page.locator("#fv-model-dir").is_visible()  # the embedded model needs no directory
+    page.locator("#fv-advanced").get_by_text("Advanced").click()
+    width = page.locator("#fv-width input")
+    width.fill("-16")
+    width.press("Enter")
+    page.locator("#fv-gen-status", has_text="Width must be positive").wait_for(timeout=30_000)
+    page.locator("#fv-generate").click()
+    page.wait_for_timeout(1500)
+    assert page.locator("#fv-gen-status").inner_text().count("Width must be positive") == 1
+    assert page.locator("#fv-result video").count() == 0
+    _shot(page, "bad-width")
+    page.get_by_label("model directory").check()
+    page.locator("#fv-model-dir").wait_for(state="visible", timeout=30_000)
+
+
+@pytest.mark.browser
+def test_reload_offers_the_autosaved_project(page, running_app):  # noqa: F811
+    _, url = running_app
+    _load_demo(page, url)
+    page.get_by_role("tab", name="Camera").click()
+    demo = [("cut", "64", "cut to medium"), ("keyframe", "0", "wide"), ("keyframe", "40", "zoom in")]
+    _wait_markers(page, demo)
+    _click_strip(page, 0.6)
+    plan = _wait_changed(page, demo)
+    curves = _image_src(page, "fv-curves")
+    from studio.app import AUTOSAVER
+
+    AUTOSAVER.flush()
+    page.reload()
+    page.get_by_text("Restore the project from").wait_for(timeout=60_000)
+    _shot(page, "restore-offer")
+    page.locator("#fv-restore-yes").click()
+    page.get_by_text("Restored the autosaved project").first.wait_for(timeout=60_000)
+    page.get_by_role("tab", name="Camera").click()
+    _wait_markers(page, plan)
+    assert _image_src(page, "fv-curves") == curves
+    page.get_by_role("tab", name="References").click()
+    assert page.locator("#fv-gallery img").count() == 3

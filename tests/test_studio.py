@@ -467,3 +467,70 @@ def test_selection_caption_says_which_photos_the_selection_drew_on():
     assert selection_caption(["close-up", "wide"], correlation, disable_pcm=True) == ""
     assert selection_caption(["wide"], correlation[:, :1]) == ""
     assert selection_caption(["close-up", "wide"], None) == ""
+
+
+# -- messages, autosave, playback and the labelled pictures ------------------------------------------------------
+def test_user_messages_name_files_never_temporary_paths(tmp_path):
+    import tempfile
+
+    from studio.app import user_message
+
+    upload = Path(tempfile.gettempdir()) / "gradio" / "3f2a9c" / "holiday.mp4"
+    message = user_message(UserError(f"cannot read video {upload}: not a video\n(moov atom not found)"))
+    assert message == "cannot read video holiday.mp4: not a video (moov atom not found)"
+    assert user_message(UserError("model not found: /home/ana/models/x")) == "model not found: /home/ana/models/x"
+
+
+def test_autosave_writes_in_the_background_and_is_offered_back(project, tmp_path, monkeypatch):
+    from studio.app import AUTOSAVER, Autosaver, autosave_offer
+
+    monkeypatch.setenv("FREEVIEW_STUDIO_AUTOSAVE", str(tmp_path / "autosave"))
+    key = "0123456789abcdef0123456789abcdef"
+    assert autosave_offer(key) == (False, "")
+    edited = state.record(project, state.put_point(project, "keyframe", 30, {"zoom": 1.6}), "add")
+    AUTOSAVER.save(edited, key)
+    AUTOSAVER.save(state.Project(), "../../etc/passwd")  # not a key: ignored
+    AUTOSAVER.flush()
+    assert Autosaver.path(key).exists() and not list(tmp_path.glob("**/*.tmp*"))
+    offered, note = autosave_offer(key)   # a page load: the autosave is kept aside and described
+    assert offered and "Restore the project from" in note and "2 photo(s)" in note and "1 keyframe(s)" in note
+    assert not Autosaver.path(key).exists() and Autosaver.previous_path(key).exists()
+    back = state.load_project(Autosaver.previous_path(key))
+    assert back.timeline == edited.timeline and len(back.references) == 2
+    AUTOSAVER.save(state.Project(), key)  # an empty project never overwrites anything
+    AUTOSAVER.flush()
+    assert not Autosaver.path(key).exists()
+
+
+def test_playback_data_follows_the_camera(project):
+    from engine.camera import apply_camera, camera_curves
+    from studio.preview import playback_data
+
+    proj = state.put_point(project, "keyframe", 0, {"zoom": 1.0})
+    proj = state.put_point(proj, "keyframe", 200, {"zoom": 3.0})
+    track = state.working_track(proj)
+    curves, shots = camera_curves(proj.timeline, track)
+    play = playback_data(track, proj.timeline, curves, apply_camera(track, proj.timeline), shots)
+    assert len(play["seen"]) == len(play["source"]) == len(play["rect"]) == 250 and len(play["seen"][0]) == 36
+    width = lambda f: play["rect"][f][2] - play["rect"][f][0]  # noqa: E731
+    assert width(0) == pytest.approx(3 * width(200), rel=0.01)  # three times the zoom, a third of the view
+    json.dumps(play)
+
+
+def test_curve_plot_draws_yaw_and_correlation_picture_is_labelled():
+    from studio.preview import YAW, correlation_or_none, curve_plot
+
+    curves = np.zeros((50, 4))
+    curves[:, 0] = 1.0
+    flat = curve_plot(curves, [], [], 0)
+    curves[:, 3] = np.linspace(0, 30, 50)
+    orbit = curve_plot(curves, [], [], 0)
+    violet = lambda im: int(np.all(np.abs(im.astype(int) - YAW) < 30, axis=-1).sum())  # noqa: E731
+    assert violet(orbit) > violet(flat) + 50
+    photos = [np.full((64, 48, 3), v, np.uint8) for v in (60, 200)]
+    correlation = np.random.default_rng(0).random((10, 2, 4, 4)).astype(np.float32)
+    labelled = correlation_or_none(photos, correlation, ["close-up", "wide"], [0.25, 0.75])
+    from engine.animate import correlation_picture
+
+    grid = correlation_picture(photos, correlation)
+    assert labelled.shape[0] > grid.shape[0] and labelled.shape[1] > grid.shape[1]  # room for names, frames, scale

@@ -148,7 +148,7 @@ def test_check_state_dict_lists_first_mismatching_keys():
         check_state_dict(expected, found, what="x.pth")
     message = str(info.value)
     assert "x.pth" in message and "missing k0" in message and "unexpected extra" in message
-    assert "wrong shape k8 [3, 2] (expected [2, 3])" in message
+    assert "x.pth: k8 is [3, 2], the architecture needs [2, 3]" in message.splitlines()
     fixed = {k: v for k, v in found.items() if k != "extra"} | {"k8": torch.empty(2, 3)}
     assert check_state_dict(expected, fixed, what="x", may_be_missing={"k0"}) == ["k0"]
     many = {f"m{i}": (1,) for i in range(12)}
@@ -239,25 +239,121 @@ def test_convert_tiny_round_trip(tmp_path, tiny_components):
     assert all(p.dtype == torch.float32 for p in loaded["denoising_unet"].parameters())
 
 
-def test_convert_wrong_architecture_lists_keys(tmp_path, tiny_components):
-    moore, _ = write_moore(tmp_path, tiny_components)
+def test_convert_reads_widths_from_the_tensors_not_the_base_config(tmp_path, tiny_components, caplog):
+    moore, fake = write_moore(tmp_path, tiny_components)
     other = build_components("tiny")["reference_unet"]
-    other.register_to_config(cross_attention_dim=16)  # the base config says a different UNet
+    other.register_to_config(cross_attention_dim=16, block_out_channels=[64, 128])  # the base config says another UNet
     base = write_base(tmp_path, tiny_components, unet=other)
-    with pytest.raises(UserError, match=r"reference_unet\.pth does not match the architecture: wrong shape .*attn2\.to_k\.weight"):
+    with caplog.at_level("WARNING", logger="engine.weights"):
+        out = convert_moore(moore, tmp_path / "model", base=base, preset="tiny")
+    assert "cross_attention_dim is 32 in the tensors but 16 in the UNet config" in caplog.text
+    loaded = load_model_dir(out)
+    assert loaded["reference_unet"].config.cross_attention_dim == 32
+    assert list(loaded["denoising_unet"].config.block_out_channels) == [32, 64]
+
+
+def test_convert_wrong_shape_is_one_line_per_tensor(tmp_path, tiny_components):
+    moore, fake = write_moore(tmp_path, tiny_components)
+    reference = fake["reference_unet.pth"]
+    keys = [k for k in reference if k.endswith("attn2.to_k.weight")][:2]
+    for key in keys:
+        reference[key] = torch.zeros(reference[key].shape[0], 16)  # cross-attention of another model
+    torch.save(reference, moore / "reference_unet.pth")
+    base = write_base(tmp_path, tiny_components)
+    with pytest.raises(UserError) as info:
         convert_moore(moore, tmp_path / "model", base=base, preset="tiny")
+    lines = str(info.value).splitlines()
+    assert lines[0] == "reference_unet.pth does not match the architecture: 2 tensor(s) of the wrong shape"
+    assert lines[1:] == [f"reference_unet.pth: {k} is [{reference[k].shape[0]}, 16], the architecture needs "
+                         f"[{reference[k].shape[0]}, 32]" for k in sorted(keys, key=list(reference).index)]
     assert not (tmp_path / "model").exists()
 
 
-def test_convert_renamed_key_is_refused(tmp_path, tiny_components):
+def test_convert_renamed_key_is_refused_and_stray_keys_are_tolerated_where_moore_tolerates_them(
+        tmp_path, tiny_components, caplog):
     moore, fake = write_moore(tmp_path, tiny_components)
     motion = fake["motion_module.pth"]
     key = next(k for k in motion if ".norms.0." in k)
     motion[key.replace(".norms.0.", ".norms.9.")] = motion.pop(key)
     torch.save(motion, moore / "motion_module.pth")
     base = write_base(tmp_path, tiny_components)
-    with pytest.raises(UserError, match=r"motion_module\.pth does not match.*missing .*norm1.*unexpected .*norms\.9"):
+    with pytest.raises(UserError, match=r"motion_module\.pth does not match.*missing .*norm1"):
         convert_moore(moore, tmp_path / "model", base=base, preset="tiny")
+    # Moore loads denoising_unet.pth with strict=False: a stray tensor there is skipped with a warning ...
+    motion[key] = motion.pop(key.replace(".norms.0.", ".norms.9."))
+    torch.save(motion, moore / "motion_module.pth")
+    denoising = fake["denoising_unet.pth"] | {"stray.weight": torch.zeros(3)}
+    torch.save(denoising, moore / "denoising_unet.pth")
+    with caplog.at_level("WARNING", logger="engine.weights"):
+        convert_moore(moore, tmp_path / "model", base=base, preset="tiny")
+    assert "ignoring 1 tensors the architecture has no place for (stray.weight)" in caplog.text
+    # ... but its reference net and pose guider are loaded strictly, and so are they here
+    torch.save(fake["pose_guider.pth"] | {"stray.weight": torch.zeros(3)}, moore / "pose_guider.pth")
+    with pytest.raises(UserError, match=r"pose_guider\.pth does not match the architecture: unexpected stray\.weight"):
+        convert_moore(moore, tmp_path / "model2", base=base, preset="tiny")
+
+
+def odd_width_components():
+    """A model of widths no preset has (64/128, cross-attention 48, 24-frame positions, pose guider 8/24)."""
+    from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
+
+    from engine.models.pose_guider import PoseGuider
+
+    torch.manual_seed(0)
+    config = dict(architecture("tiny").unet, block_out_channels=(64, 128), cross_attention_dim=48)
+    adapter = MotionAdapter(block_out_channels=(64, 128), motion_layers_per_block=1, motion_num_attention_heads=2,
+                            motion_norm_num_groups=8, motion_max_seq_length=24, use_motion_mid_block=True)
+    return {"reference_unet": UNet2DConditionModel(**config),
+            "denoising_unet": UNetMotionModel.from_unet2d(UNet2DConditionModel(**config), adapter),
+            "pose_guider": PoseGuider(conditioning_embedding_channels=64, block_out_channels=(8, 24))}
+
+
+def test_widths_that_are_no_preset_convert():
+    odd = odd_width_components()
+    fake = fake_moore(odd)
+    out = convert_moore_state_dicts(fake, architecture("tiny").unet, preset="tiny")  # the base config says 32/64
+    assert list(out["denoising_unet"].config.block_out_channels) == [64, 128]
+    assert out["denoising_unet"].config.cross_attention_dim == 48
+    assert out["denoising_unet"].config.motion_max_seq_length == 24
+    assert list(out["pose_guider"].config.block_out_channels) == [8, 24]
+    sd = out["denoising_unet"].state_dict()
+    for key, value in convert_state_dict_motion(fake["denoising_unet.pth"] | fake["motion_module.pth"]).items():
+        assert torch.equal(sd[key], value), key
+    assert out["denoising_unet"].config["_motion_norm"] == "per_frame"
+
+
+def test_files_of_two_models_are_one_clear_line():
+    fake = fake_moore(odd_width_components())
+    tiny = fake_moore(build_components("tiny"))
+    with pytest.raises(UserError, match=r"motion_module\.pth has motion modules of widths \[32, 64\] but denoising_unet\.pth "
+                                        r"has levels of \[64, 128\]"):
+        convert_moore_state_dicts(fake | {"motion_module.pth": tiny["motion_module.pth"]}, architecture("tiny").unet,
+                                  preset="tiny")
+    with pytest.raises(UserError, match=r"pose_guider\.pth: conv_out\.weight gives 32 channels but the UNet's first level has 64"):
+        convert_moore_state_dicts(fake | {"pose_guider.pth": tiny["pose_guider.pth"]}, architecture("tiny").unet,
+                                  preset="tiny")
+
+
+def test_cli_convert_odd_widths_with_a_preset_exits_zero(tmp_path, capsys):
+    odd = odd_width_components()
+    moore, _ = write_moore(tmp_path, odd)
+    tiny = build_components("tiny")
+    base = write_base(tmp_path, tiny, unet=odd["reference_unet"])
+    tiny["image_encoder"].config.projection_dim = 48
+    from transformers import CLIPVisionModelWithProjection
+
+    encoder = CLIPVisionModelWithProjection(tiny["image_encoder"].config)
+    encoder.save_pretrained(base.image_variations / "image_encoder")
+    from engine.cli import main
+
+    code = main(["weights", "convert", "--moore", str(moore), "--sd-image-variations", str(base.image_variations),
+                 "--vae", str(base.vae), "-o", str(tmp_path / "model"), "--preset", "tiny"])
+    assert code == 0, capsys.readouterr().err[-2000:]
+    sampling = json.loads((tmp_path / "model" / "sampling.json").read_text())
+    assert (sampling["clip_frames"], sampling["overlap"], sampling["top_k"]) == (24, 4, "all")
+    from engine.model import sampling_defaults
+
+    assert sampling_defaults(tmp_path / "model")["clip_frames"] == 24
 
 
 def test_pickle_checkpoint_is_refused(tmp_path):
