@@ -12,16 +12,25 @@ Timeline semantics. Keyframes and cuts are control points sorted by frame.
 Between two keyframes values move with the first one's easing ("linear",
 "ease-in-out" or "hold"); a cut changes the values instantly at its frame (the
 segment before it holds). Before the first control point the first one's
-values hold (the rest camera when it is a cut), after the last the last one's. A control point with ``shot`` set
-to a preset ("close-up", "medium", "wide") takes zoom and pan from the pose's
-extent over its shot (up to the next cut). Shots are the spans between cuts.
+values hold (the rest camera when it is a cut), after the last the last one's.
+Shots are the spans between cuts.
 
-JSON (versioned)::
+Shot presets. A control point with ``shot`` set to a preset ("close-up",
+"medium", "wide") takes zoom and pan from a framing rule evaluated on every
+frame of its shot (:mod:`engine.framing`). ``framing: "follow"`` (the default)
+moves the camera with the person like an operator: a dead zone, every frame's
+required body parts kept in view, smoothed over about half a second either side,
+restarting at each cut (cuts stay exact). ``framing: "locked"`` is one fixed
+framing over the point's shot (up to the next cut) that shows every frame.
+Frames where the rule cannot be met (no person, the framed parts not seen) hold
+the last good framing and are listed by :func:`camera_plan` (the studio marks them).
 
-    {"version": 1, "width": 512, "height": 512,
+JSON (versioned; version 1 files, without ``framing``, load as "follow")::
+
+    {"version": 2, "width": 512, "height": 512,
      "keyframes": [{"frame": 0, "zoom": 1.0, "pan_x": 0.0, "pan_y": 0.0, "yaw": 0.0, "easing": "linear",
-                    "shot": null, "label": null}, ...],
-     "cuts": [{"frame": 50, "shot": "close-up", "label": "CU"}, ...]}
+                    "shot": null, "label": null, "framing": "follow"}, ...],
+     "cuts": [{"frame": 50, "shot": "close-up", "label": "CU", "framing": "follow"}, ...]}
 """
 
 from __future__ import annotations
@@ -29,18 +38,18 @@ from __future__ import annotations
 import json
 import math
 import os
-import warnings
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
 from .errors import UserError
 from .files import write_text_atomic
+from .framing import FOLLOW, FRAMINGS, LOCKED, FollowSettings, follow_path, locked_path, preset_rule
 from .poses.geometry import fit_weak_perspective, rotate_yaw
-from .poses.track import BODY, BODY_INDEX, PoseTrack
+from .poses.track import BODY, PoseTrack
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 EASINGS = ("linear", "ease-in-out", "hold")
 SHOT_PRESETS = ("close-up", "medium", "wide")
 VISIBLE = 0.3
@@ -58,6 +67,7 @@ class Keyframe:
     easing: str = "linear"
     shot: str | None = None
     label: str | None = None
+    framing: str = FOLLOW
 
 
 @dataclass(frozen=True)
@@ -109,6 +119,8 @@ def _check_point(point: Keyframe, where: str) -> None:
         raise UserError(f"{where}.easing must be one of {', '.join(EASINGS)}, got {point.easing!r}")
     if point.shot is not None and point.shot not in SHOT_PRESETS:
         raise UserError(f"{where}.shot must be one of {', '.join(SHOT_PRESETS)} or null, got {point.shot!r}")
+    if point.framing not in FRAMINGS:
+        raise UserError(f"{where}.framing must be one of {', '.join(FRAMINGS)}, got {point.framing!r}")
 
 
 def _parse_aspect(aspect: str) -> float:
@@ -186,7 +198,7 @@ class CameraTimeline:
     # --- JSON ---------------------------------------------------------------------------------
     def to_dict(self) -> dict:
         return {
-            "version": self.version, "width": self.width, "height": self.height, "aspect": self.aspect,
+            "version": SCHEMA_VERSION, "width": self.width, "height": self.height, "aspect": self.aspect,
             "keyframes": [asdict(k) for k in self.keyframes], "cuts": [asdict(c) for c in self.cuts],
         }
 
@@ -251,96 +263,74 @@ class CameraTimeline:
 
 # --- shot presets -----------------------------------------------------------------------------------
 
-def _frames_of(track: PoseTrack, frame_or_range) -> np.ndarray:
+def _frame_span(track: PoseTrack, frame_or_range) -> tuple[int, int]:
     if isinstance(frame_or_range, (tuple, list, range)):
         start, stop = (frame_or_range.start, frame_or_range.stop) if isinstance(frame_or_range, range) else frame_or_range
         start, stop = max(0, int(start)), min(len(track), int(stop))
         if stop <= start:
             raise UserError(f"empty frame range {frame_or_range!r} for a track of {len(track)} frames")
-        return track.keypoints[start:stop, BODY]
+        return start, stop
     frame = int(frame_or_range)
     if not 0 <= frame < len(track):
         raise UserError(f"frame {frame} is beyond the track ({len(track)} frames)")
-    return track.keypoints[frame:frame + 1, BODY]
+    return frame, frame + 1
 
 
-def _robust(values: np.ndarray, visible: np.ndarray, reduce) -> float:
-    """Median over frames of a per-frame reduction of the visible values; NaN when never visible."""
-    masked = np.where(visible, values, np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: the joints are never visible
-        return float(np.nanmedian(reduce(masked, axis=1)))
-
-
-def _preset_box(body: np.ndarray, width: int, height: int, name: str) -> tuple[float, float, float, float, float | None]:
-    """Pixel box (left, top, right, bottom) the preset must show, and the line (pixels) it must end above."""
-    px = body[..., :2] * np.array([width, height], np.float32)
-    seen = body[..., 2] > VISIBLE
-    idx = lambda *names: [BODY_INDEX[n] for n in names]  # noqa: E731
-    head = idx("nose", "r_eye", "l_eye", "r_ear", "l_ear")
-    shoulders = idx("neck", "r_shoulder", "l_shoulder")
-    hips = idx("r_hip", "l_hip")
-    knees = idx("r_knee", "l_knee")
-    ankles = idx("r_ankle", "l_ankle")
-
-    def y(ids, reduce=np.nanmean):
-        return _robust(px[..., ids, 1], seen[..., ids], reduce)
-
-    def x(ids, reduce):
-        return _robust(px[..., ids, 0], seen[..., ids], reduce)
-
-    head_y, shoulder_y, hip_y, knee_y, ankle_y = y(head), y(shoulders), y(hips), y(knees), y(ankles)
-    if not np.isfinite(shoulder_y) and not np.isfinite(head_y):
-        raise UserError(f"cannot frame a {name} shot: no head or shoulders visible in the pose")
-    unit = abs(shoulder_y - head_y) if np.isfinite(shoulder_y) and np.isfinite(head_y) else 0.1 * height
-    unit = max(unit, 0.02 * height)
-    top = (head_y if np.isfinite(head_y) else shoulder_y - unit) - 0.9 * unit  # the head's top above the eyes
-    torso = (hip_y - shoulder_y) if np.isfinite(hip_y) and np.isfinite(shoulder_y) else 2.5 * unit
-    if name == "close-up":
-        ids, bottom, limit = head + shoulders, shoulder_y + 0.45 * torso, shoulder_y + 0.8 * torso
-    elif name == "medium":
-        ids = head + shoulders + hips + idx("r_elbow", "l_elbow")
-        bottom = (hip_y if np.isfinite(hip_y) else shoulder_y + torso) + 0.1 * torso
-        knee = knee_y if np.isfinite(knee_y) else shoulder_y + 1.8 * torso
-        limit = hip_y + 0.6 * (knee - hip_y) if np.isfinite(hip_y) else knee - 0.2 * torso
-    elif name == "wide":
-        ids = list(range(18))
-        feet = ankle_y if np.isfinite(ankle_y) else (knee_y + 0.8 * torso if np.isfinite(knee_y) else shoulder_y + 3.2 * torso)
-        bottom, limit = feet + 0.15 * unit, None
-    else:
+def _check_preset(name: str) -> None:
+    if name not in SHOT_PRESETS:
         raise UserError(f"unknown shot preset {name!r}; expected one of {', '.join(SHOT_PRESETS)}")
-    left, right = x(ids, np.nanmin), x(ids, np.nanmax)
-    if not (np.isfinite(left) and np.isfinite(right)):
-        left = right = width / 2
-    return left, top, right, bottom, limit
+
+
+def _rule(track: PoseTrack, start: int, stop: int, name: str):
+    return preset_rule(track.keypoints[start:stop, BODY], track.width, track.height, name, track.fps,
+                       track.detected[start:stop])
+
+
+def _to_camera(view_h, centre, track: PoseTrack, out_w: int, out_h: int) -> np.ndarray:
+    """View heights ``(n,)`` and centres ``(n, 2)`` (source pixels) -> zoom, pan_x, pan_y ``(n, 3)``."""
+    base = min(out_w / track.width, out_h / track.height)
+    zoom = out_h / (np.asarray(view_h, np.float64) * base)
+    centre = np.asarray(centre, np.float64).reshape(-1, 2)
+    return np.stack([np.broadcast_to(zoom, len(centre)), centre[:, 0] / track.width - 0.5,
+                     centre[:, 1] / track.height - 0.5], axis=1)
+
+
+def preset_framing(track: PoseTrack, start: int, stop: int, name: str, framing: str = FOLLOW,
+                   width: int | None = None, height: int | None = None,
+                   settings: FollowSettings = FollowSettings()) -> tuple[np.ndarray, np.ndarray]:
+    """Zoom, pan_x, pan_y per frame ``(stop - start, 3)`` of preset ``name`` over frames ``[start, stop)``, and the
+    frames ``(stop - start,)`` where its rule is met. ``framing``: "follow" (per frame, smoothed) or "locked"."""
+    _check_preset(name)
+    out_w, out_h = width or track.width, height or track.height
+    rule = _rule(track, start, stop, name)
+    if not rule.met.any():
+        raise UserError(f"cannot frame a {name} shot over frames {start}-{stop - 1}: the person "
+                        f"({'head, shoulders and hips' if name != 'close-up' else 'head and shoulders'}) is not seen there")
+    aspect = out_w / out_h
+    if framing == LOCKED:
+        view, centre = locked_path(rule, aspect, settings)
+        values = np.repeat(_to_camera(view, centre, track, out_w, out_h), stop - start, axis=0)
+    else:
+        view, centre = follow_path(rule, aspect, track.fps, settings)
+        values = _to_camera(view, centre, track, out_w, out_h)
+    return values, rule.met
 
 
 def shot_preset(track: PoseTrack, frame_or_range, name: str, width: int | None = None, height: int | None = None,
-                margin: float = 0.08) -> Keyframe:
+                margin: float = 0.04) -> Keyframe:
     """Zoom and pan that frame ``name`` ("close-up" | "medium" | "wide") for the pose at a frame or over a range.
 
     close-up shows head and shoulders and ends above the hips; medium shows the
     body from the head to the waist and ends above the knees; wide shows the
-    full body. ``width``/``height`` are the output size (default: the track's).
-    Returns a :class:`Keyframe` at the first frame with ``shot=name``.
+    full body. Over a range it is the locked framing (one camera that shows every
+    frame). ``width``/``height`` are the output size (default: the track's).
+    Returns a :class:`Keyframe` at the first frame with ``shot=name`` and ``framing="locked"``.
     """
-    if name not in SHOT_PRESETS:
-        raise UserError(f"unknown shot preset {name!r}; expected one of {', '.join(SHOT_PRESETS)}")
-    out_w, out_h = width or track.width, height or track.height
-    body = _frames_of(track, frame_or_range)
-    left, top, right, bottom, limit = _preset_box(body, track.width, track.height, name)
-    base = min(out_w / track.width, out_h / track.height)
-    box_w, box_h = max(right - left, 1.0), max(bottom - top, 1.0)
-    zoom = min(out_w * (1 - 2 * margin) / (box_w * base), out_h * (1 - 2 * margin) / (box_h * base))
-    if limit is not None:  # the view must end above the line the preset promises to drop
-        zoom = max(zoom, out_h / ((limit - top + margin * box_h) * base))
-    view_h = out_h / (zoom * base)
-    centre_x = 0.5 * (left + right)
-    centre_y = (top - margin * box_h) + view_h / 2 if limit is not None else 0.5 * (top + bottom)
-    first = int(frame_or_range[0] if isinstance(frame_or_range, (tuple, list)) else
-                frame_or_range.start if isinstance(frame_or_range, range) else frame_or_range)
-    return Keyframe(frame=first, zoom=float(zoom), pan_x=float(centre_x / track.width - 0.5),
-                    pan_y=float(centre_y / track.height - 0.5), shot=name)
+    _check_preset(name)
+    start, stop = _frame_span(track, frame_or_range)
+    values, _ = preset_framing(track, start, stop, name, LOCKED, width, height, FollowSettings(margin=margin))
+    zoom, pan_x, pan_y = (float(v) for v in values[0])
+    return Keyframe(frame=start, zoom=zoom, pan_x=pan_x, pan_y=pan_y, shot=name, framing=LOCKED)
 
 
 # --- evaluating a timeline -------------------------------------------------------------------------
@@ -361,19 +351,37 @@ def list_shots(timeline: CameraTimeline, num_frames: int) -> list[Shot]:
     return shots
 
 
-def _resolved_points(timeline: CameraTimeline, track: PoseTrack) -> list[Keyframe]:
-    """Control points with shot presets turned into zoom/pan over their shot's frames."""
+@dataclass(frozen=True)
+class CameraPlan:
+    """A timeline evaluated on a track: ``curves (frames, 4)`` zoom, pan_x, pan_y, yaw; the shot name of every
+    frame; and ``unmet`` frames where a shot preset in use could not be framed (they hold the last good framing)."""
+
+    curves: np.ndarray
+    names: list[str]
+    unmet: tuple[int, ...]
+
+
+def _point_values(timeline: CameraTimeline, track: PoseTrack, points: list[Keyframe]) -> tuple[np.ndarray, np.ndarray]:
+    """Each control point's camera values at every frame ``(points, frames, 4)`` (constant unless it is a preset:
+    then its rule over its shot, edges held), and per point the frames ``(points, frames)`` its rule misses."""
     out_w, out_h = timeline.output_size(track)
-    points = _control_points(timeline)
-    cut_frames = [c.frame for c in timeline.cuts] + [len(track)]
-    resolved = []
-    for p in points:
-        if p.shot is not None:
-            stop = min(f for f in cut_frames if f > p.frame) if any(f > p.frame for f in cut_frames) else len(track)
-            preset = shot_preset(track, (p.frame, stop), p.shot, out_w, out_h)
-            p = replace(p, zoom=preset.zoom, pan_x=preset.pan_x, pan_y=preset.pan_y)
-        resolved.append(p)
-    return resolved
+    n = len(track)
+    cut_frames = sorted({c.frame for c in timeline.cuts if 0 < c.frame < n})
+    values = np.empty((len(points), n, 4))
+    missed = np.zeros((len(points), n), bool)
+    for k, p in enumerate(points):
+        values[k] = [p.zoom, p.pan_x, p.pan_y, p.yaw]
+        if p.shot is None:
+            continue
+        start = max([0] + [f for f in cut_frames if f <= p.frame])
+        if p.framing == LOCKED:
+            start = p.frame
+        stop = min([n] + [f for f in cut_frames if f > p.frame])
+        framing, met = preset_framing(track, start, stop, p.shot, p.framing, out_w, out_h)
+        values[k, :, :3] = np.concatenate([np.repeat(framing[:1], start, 0), framing,
+                                           np.repeat(framing[-1:], n - stop, 0)])
+        missed[k, start:stop] = ~met
+    return values, missed
 
 
 def _ease(u: np.ndarray, easing: np.ndarray) -> np.ndarray:
@@ -381,17 +389,19 @@ def _ease(u: np.ndarray, easing: np.ndarray) -> np.ndarray:
     return np.select([easing == 0, easing == 1], [u, smooth], default=np.zeros_like(u))
 
 
-def camera_curves(timeline: CameraTimeline, track: PoseTrack) -> tuple[np.ndarray, list[str]]:
-    """Per-frame camera values ``(frames, 4)`` (zoom, pan_x, pan_y, yaw) and shot names for every frame of ``track``."""
+def camera_plan(timeline: CameraTimeline, track: PoseTrack) -> CameraPlan:
+    """Evaluate ``timeline`` on every frame of ``track`` (presets framed from the track's pose)."""
     timeline.check_frames(len(track))
     n = len(track)
-    points = _resolved_points(timeline, track)
+    points = _control_points(timeline)
     if points and isinstance(points[0], Cut) and points[0].frame > 0:
         points.insert(0, Keyframe(0))  # before the first cut the camera is at rest
+    shots = list_shots(timeline, n)
     if not points:
-        return np.tile(np.array([1.0, 0.0, 0.0, 0.0]), (n, 1)), [s.name for s in list_shots(timeline, n) for _ in range(s.start, s.stop)]
+        curves = np.tile(np.array([1.0, 0.0, 0.0, 0.0]), (n, 1))
+        return CameraPlan(curves, [s.name for s in shots for _ in range(s.start, s.stop)], ())
+    values, missed = _point_values(timeline, track, points)
     frames = np.array([p.frame for p in points])
-    values = np.array([[p.zoom, p.pan_x, p.pan_y, p.yaw] for p in points], np.float64)
     easing = np.array([EASINGS.index(p.easing) for p in points])
     is_cut = np.array([isinstance(p, Cut) for p in points])
     t = np.arange(n)
@@ -402,16 +412,23 @@ def camera_curves(timeline: CameraTimeline, track: PoseTrack) -> tuple[np.ndarra
     u = np.clip((t - frames[i0]) / span, 0.0, 1.0)
     e = _ease(u, easing[i0])
     e = np.where((i < 0) | (i >= len(points) - 1) | is_cut[i1], 0.0, e)
-    curves = values[i0] + (values[i1] - values[i0]) * e[:, None]
+    v0, v1 = values[i0, t], values[i1, t]
+    curves = v0 + (v1 - v0) * e[:, None]
+    in_use = missed[i0, t] | (missed[i1, t] & (e > 0))
     # Shot name per frame: the latest named point of the current shot, else the shot's name.
-    shots = list_shots(timeline, n)
     names = []
     for shot in shots:
         named = [(p.frame, p.label or p.shot) for p in points if (p.label or p.shot) and shot.start <= p.frame < shot.stop]
         for f in range(shot.start, shot.stop):
             current = [name for pf, name in named if pf <= f]
             names.append(current[-1] if current else shot.name)
-    return curves, names
+    return CameraPlan(curves, names, tuple(int(f) for f in np.flatnonzero(in_use)))
+
+
+def camera_curves(timeline: CameraTimeline, track: PoseTrack) -> tuple[np.ndarray, list[str]]:
+    """Per-frame camera values ``(frames, 4)`` (zoom, pan_x, pan_y, yaw) and shot names for every frame of ``track``."""
+    plan = camera_plan(timeline, track)
+    return plan.curves, plan.names
 
 
 def camera_at(timeline: CameraTimeline, frame: int, track: PoseTrack) -> CameraState:

@@ -152,7 +152,7 @@ def test_json_round_trip(tmp_path):
     assert CameraTimeline.from_json(timeline.to_json()) == timeline
     path = timeline.save(tmp_path / "t.json")
     assert CameraTimeline.load(path) == timeline
-    assert json.loads(path.read_text())["version"] == 1
+    assert json.loads(path.read_text())["version"] == 2
 
 
 @pytest.mark.parametrize("keyframes, field, value", [

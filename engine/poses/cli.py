@@ -34,6 +34,9 @@ def register(subparsers, bench) -> None:
                          help="longest run of frames without a person to fill (default: one second; 0 fills none)")
     extract.add_argument("--openpose-dir", metavar="DIR", help="also write one OpenPose JSON per frame into DIR")
     extract.add_argument("--no-progress", action="store_true", help="no progress bar")
+    extract.add_argument("--person", type=int, default=None, metavar="N",
+                         help="follow person N of the first frame with people, counted from the left (default: the largest, most central)")
+    extract.add_argument("--no-repair", action="store_true", help="keep left/right swaps as the detector gave them")
     extract.add_argument("--allow-empty", action="store_true",
                          help="write the pose file even when no frame shows a person (otherwise that is an error)")
     extract.set_defaults(func=run_extract)
@@ -71,9 +74,17 @@ def run_extract(args: argparse.Namespace) -> int:
     check_outputs({"INPUT": args.input}, {"-o": args.output})
     if args.openpose_dir:
         _check_openpose_dir(args.openpose_dir, args.input, args.output)
+    if args.person is not None and args.person < 1:
+        raise UserError(f"--person must be 1 or more (people are numbered from the left), got {args.person}")
+    follow: dict = {}
     track = extract_poses(args.input, hands=args.hands, face=args.face, num_poses=args.num_poses,
-                          progress=not args.no_progress)
+                          progress=not args.no_progress, person=args.person, report=follow)
     found = int(track.detected.sum())
+    swaps = None
+    if found and not args.no_repair:
+        from .repair import repair_swaps
+
+        track, swaps = repair_swaps(track)
     if not found and not args.allow_empty:
         raise UserError(f"no person found in {args.input}; nothing was written (--allow-empty writes an empty pose file)")
     report = None
@@ -84,13 +95,34 @@ def run_extract(args: argparse.Namespace) -> int:
     save_pose_file(track, args.output)
     if args.openpose_dir:
         save_openpose(track, args.openpose_dir, Path(args.input).stem)
-    message = f"{args.output}: {len(track)} frames, a person in {found}"
-    if report is not None and (report.filled or report.unfilled):
-        message += f"; filled {report.filled} frames in {report.gaps} gaps, {report.unfilled} left empty"
-    print(message)
+    print(extract_summary(args.output, len(track), found, swaps, report, follow.get("follow")))
     if not found:
         print(f"freeview: warning: no person found in {args.input}", file=sys.stderr)
     return 0
+
+
+def _spans(spans) -> str:
+    shown = ", ".join(f"{a}-{b - 1}" if b - a > 1 else f"{a}" for a, b in spans[:4])
+    return shown + (f" and {len(spans) - 4} more" if len(spans) > 4 else "")
+
+
+def extract_summary(output: str, frames: int, found: int, swaps=None, gaps=None, follow=None) -> str:
+    """The one line ``pose extract`` prints: frames, detected, repaired, interpolated, and the person followed."""
+    parts = [f"{output}: {frames} frames, a person in {found}"]
+    if follow is not None and follow.people_at_start > 1:
+        parts.append(f"followed person {follow.person} of {follow.people_at_start} (numbered from the left)")
+        spans = follow.lost_spans()
+        if spans:
+            parts.append(f"lost them in {len(follow.lost)} frames ({_spans(spans)})")
+        if follow.refound:
+            parts.append(f"found them again at frame{'s' if len(follow.refound) > 1 else ''} "
+                         f"{', '.join(map(str, follow.refound[:4]))}")
+    if swaps is not None:
+        parts.append(f"repaired left/right swaps in {swaps.frames} frames" + (f" ({_spans(swaps.spans)})" if swaps.spans else ""))
+    if gaps is not None:
+        parts.append(f"interpolated {gaps.filled} frames in {gaps.gaps} gaps" +
+                     (f", {gaps.unfilled} left empty" if gaps.unfilled else ""))
+    return "; ".join(parts)
 
 
 def _check_openpose_dir(folder: str, *inputs: str) -> None:

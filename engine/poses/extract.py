@@ -111,8 +111,10 @@ def _run(landmarker, image, timestamp_ms: int | None, mode: str):
         return landmarker.detect(image) if mode == "image" else landmarker.detect_for_video(image, timestamp_ms)
 
 
-def detect_frame(lms: Landmarkers, rgb: np.ndarray, timestamp_ms: int | None, previous_body: np.ndarray | None) -> FramePose:
-    """Run the landmarkers on one RGB uint8 frame ``(H, W, 3)`` and keep the followed person."""
+def detect_frame(lms: Landmarkers, rgb: np.ndarray, timestamp_ms: int | None, previous_body: np.ndarray | None,
+                 follower=None) -> FramePose:
+    """Run the landmarkers on one RGB uint8 frame ``(H, W, 3)`` and keep the followed person (``follower``: a
+    :class:`~engine.poses.follow.PersonFollower`; without one, the candidate nearest ``previous_body``)."""
     import mediapipe as mp
 
     height, width = rgb.shape[:2]
@@ -124,11 +126,15 @@ def detect_frame(lms: Landmarkers, rgb: np.ndarray, timestamp_ms: int | None, pr
     hand_result = _run(lms.hand, image, timestamp_ms, lms.mode) if lms.hand is not None else None
     face_result = _run(lms.face, image, timestamp_ms, lms.mode) if lms.face is not None else None
     if not result.pose_landmarks:
+        if follower is not None:
+            follower.choose(np.zeros((0, 18, 3), np.float32))
         return FramePose(keypoints, world, face_z, False)
 
     people = [landmarks_array(p) for p in result.pose_landmarks]
     bodies = np.stack([mediapipe_body_to_openpose(p)[:, [0, 1, 3]] for p in people])
-    chosen = pick_person(bodies, previous_body, width, height)
+    chosen = pick_person(bodies, previous_body, width, height) if follower is None else follower.choose(bodies)
+    if chosen is None:  # the followed person is not in this frame: nobody else is taken instead
+        return FramePose(keypoints, world, face_z, False)
     body33 = people[chosen]
     world33 = landmarks_array(result.pose_world_landmarks[chosen])[:, :3]
 
@@ -223,13 +229,17 @@ def count_people(rgb: np.ndarray, model_paths: dict | None = None) -> int:
 
 def extract_frames(frames: Iterable[np.ndarray], fps: float, hands: bool = False, face: bool = False,
                    num_poses: int | None = None, timestamps_ms: Iterable[float] | None = None,
-                   model_paths: dict | None = None, progress: Callable[[int], None] | None = None) -> PoseTrack:
+                   model_paths: dict | None = None, progress: Callable[[int], None] | None = None,
+                   person: int | None = None, report: dict | None = None) -> PoseTrack:
     """Poses of RGB uint8 frames ``(H, W, 3)`` of one video, in VIDEO mode (tracking across frames).
 
     ``num_poses=None`` (auto) counts the people in the first frame: with one,
     the landmarker tracks a single pose (mediapipe's own tracking keeps the
-    identity, and it is 2-4x faster); with several, it tracks all of them and
-    :func:`pick_person` follows the largest, most central one frame to frame.
+    identity, and it is 2-4x faster); with several, it tracks all of them and a
+    :class:`~engine.poses.follow.PersonFollower` follows one identity (the
+    largest, most central at the start, or ``person`` N counted from the left);
+    frames where it is lost are not detected. ``report`` (a dict) receives the
+    follower's :class:`~engine.poses.follow.FollowReport` under ``"follow"``.
     """
     frames = iter(frames)
     first = next(frames, None)
@@ -238,20 +248,29 @@ def extract_frames(frames: Iterable[np.ndarray], fps: float, hands: bool = False
     if num_poses is None:
         num_poses = max(1, count_people(first, model_paths))
         logger.info("%d people in the first frame; tracking %d", num_poses, num_poses)
+    if person is not None:
+        num_poses = max(num_poses, person, 2)
     frames = itertools.chain([first], frames)
     stamps = iter(timestamps_ms) if timestamps_ms is not None else None
     results: list[FramePose] = []
     previous = None
     last_ms = -1
     size = None
+    follower = None
     with open_landmarkers("video", hands, face, num_poses, model_paths) as lms:
         for index, rgb in enumerate(frames):
             if size is None:
                 size = rgb.shape[1], rgb.shape[0]
+                if num_poses > 1:
+                    from .follow import PersonFollower
+
+                    follower = PersonFollower(size[0], size[1], fps, person)
+                    if report is not None:
+                        report["follow"] = follower.report
             ms = int(round(next(stamps))) if stamps is not None else int(round(index * 1000.0 / fps))
             ms = max(ms, last_ms + 1)  # mediapipe needs strictly increasing time stamps
             last_ms = ms
-            frame = detect_frame(lms, rgb, ms, previous)
+            frame = detect_frame(lms, rgb, ms, previous, follower)
             if frame.detected:
                 previous = frame.keypoints[BODY]
             results.append(frame)
@@ -263,13 +282,15 @@ def extract_frames(frames: Iterable[np.ndarray], fps: float, hands: bool = False
 
 
 def extract_poses(source: str | os.PathLike, hands: bool = False, face: bool = False, num_poses: int | None = None,
-                  model_paths: dict | None = None, progress: bool | Callable[[int], None] = False) -> PoseTrack:
+                  model_paths: dict | None = None, progress: bool | Callable[[int], None] = False,
+                  person: int | None = None, report: dict | None = None) -> PoseTrack:
     """Poses of a video (VIDEO mode, tracking) or a photo (IMAGE mode) file.
 
     Returns a :class:`PoseTrack` with ``keypoints (frames, 128, 3)`` and world
     landmarks; frames without a person are flagged in ``detected`` (not filled:
     see :func:`engine.poses.fill_gaps`). ``num_poses``: people to track (None:
     as many as the first frame shows; photos use 2). ``progress=True`` shows a tqdm bar.
+    ``person``/``report``: see :func:`extract_frames`.
     """
     source = Path(source)
     if is_image_path(source):
@@ -297,7 +318,7 @@ def extract_poses(source: str | os.PathLike, hands: bool = False, face: bool = F
             yield stamps[-1]
 
     try:
-        return extract_frames(images(), fps, hands, face, num_poses, stamp_iter(), model_paths, progress)
+        return extract_frames(images(), fps, hands, face, num_poses, stamp_iter(), model_paths, progress, person, report)
     finally:
         if bar is not None:
             bar.close()
