@@ -3,7 +3,8 @@
 References | Motion | Camera | Generate, over one per-user :class:`~studio.state.Project`
 kept in ``gr.State``. Handlers call engine's public API and the pure transforms in
 :mod:`studio.state`; pictures come from :mod:`studio.preview`. A handler that meets
-a :class:`UserError` shows it (``gr.Warning`` + the status line) and changes nothing.
+a :class:`UserError` shows it in the message line of the tab it came from (one at a time: each replaces the
+last, no pile of toasts) and changes nothing.
 """
 
 from __future__ import annotations
@@ -98,8 +99,7 @@ def user_message(exc: Exception) -> str:
 def _fail(exc: Exception, outputs: int, message_at: int = -1) -> tuple:
     """Show a user error and leave every output (the project included) as it was, except the text output at
     ``message_at`` (the status line: always a text output, never a video or a picture)."""
-    message = user_message(exc)
-    gr.Warning(message)
+    message = user_message(exc)  # in the tab's message line, not a toast: toasts pile up, a line is replaced
     result = [gr.skip() for _ in range(outputs)]
     result[message_at] = f"**Problem:** {message}"
     return tuple(result)
@@ -279,7 +279,7 @@ CSS = """
 """
 
 # The dark theme; Ctrl+Z / Ctrl+Shift+Z (Ctrl+Y) press Undo / Redo outside text fields (there the browser undoes
-# the typing); space plays the camera plan; only the newest warning toast stays on screen.
+# the typing); space plays the camera plan.
 PAGE_JS = """() => {
   if (!new URLSearchParams(location.search).has('__theme')) document.body.classList.add('dark');
   const typing = (t) => t && (t.isContentEditable || t.tagName === 'TEXTAREA'
@@ -297,10 +297,6 @@ PAGE_JS = """() => {
       window.fvTimeline.toggle();
     }
   });
-  new MutationObserver(() => {
-    const toasts = document.querySelectorAll('.toast-body');
-    for (let i = 0; i < toasts.length - 1; i++) toasts[i].remove();
-  }).observe(document.body, { childList: true, subtree: true });
 }"""
 
 
@@ -388,7 +384,7 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
                             trim_start = gr.Slider(0, 1, value=0, step=1, label="Trim: first frame")
                             trim_stop = gr.Slider(1, 2, value=1, step=1, label="Trim: end frame (exclusive)")
                         retarget_box = gr.Checkbox(label="Retarget the motion to the first reference's body proportions")
-                        motion_info = gr.Markdown("No motion yet.")
+                        motion_info = gr.Markdown("No motion yet.", elem_id="fv-motion-info")
                     with gr.Column(scale=3):
                         motion_preview = gr.Video(label="Skeleton preview", height=360, autoplay=True, loop=True)
 
@@ -527,8 +523,6 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
                         notes.append(f"{f.name}: {warning}")
                 except ERRORS as exc:
                     notes.append(f"{f.name}: {user_message(exc)}")
-            if notes:
-                gr.Warning("; ".join(notes))
             proj = edited(before, proj, f"add {added} photo(s)", key)
             message = "**Problem:** " + "; ".join(notes) if notes else f"Added {added} photo(s)."
             return proj, gallery_items(proj), reference_summary(proj), None, message
@@ -628,6 +622,7 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
             return (*views, *motion_views(new))
 
         all_motion_outputs = camera_outputs + motion_outputs
+        motion_message_at = all_motion_outputs.index(motion_info)  # a motion problem is told on the Motion tab
 
         def on_demo(proj, key, name):
             try:
@@ -636,7 +631,7 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
                 track = load_motion(demo_motions_dir() / f"{name}.json")
                 return load_track(proj, key, track, name)
             except ERRORS as exc:
-                return _fail(exc, len(all_motion_outputs), message_at=len(camera_outputs) - 1)
+                return _fail(exc, len(all_motion_outputs), message_at=motion_message_at)
 
         demo_choice.input(on_demo, [project, session, demo_choice], all_motion_outputs, api_name="load_demo_motion")
 
@@ -652,7 +647,7 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
                 track = load_motion(path, progress=pose_progress(progress, total))
                 return load_track(proj, key, track, Path(path).stem)
             except ERRORS as exc:
-                return _fail(exc, len(all_motion_outputs), message_at=len(camera_outputs) - 1)
+                return _fail(exc, len(all_motion_outputs), message_at=motion_message_at)
 
         motion_video.upload(on_motion_file, [project, session, motion_video], all_motion_outputs)
         motion_file.upload(on_motion_file, [project, session, motion_file], all_motion_outputs, api_name="load_motion")
@@ -665,7 +660,7 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
                 trimmed = edited(proj, trimmed, "trim / retarget the motion", key)
                 return (*camera_views(trimmed), *motion_views(trimmed))
             except ERRORS as exc:
-                return _fail(exc, len(all_motion_outputs), message_at=len(camera_outputs) - 1)
+                return _fail(exc, len(all_motion_outputs), message_at=motion_message_at)
 
         for control in (trim_start, trim_stop):
             control.release(on_trim, [project, session, trim_start, trim_stop, retarget_box], all_motion_outputs)
@@ -747,7 +742,6 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
                              len(proj.references), settings.clip_frames or 12)
             except ERRORS as exc:
                 message = user_message(exc)
-                gr.Warning(message)
                 yield (*skip, gr.skip(), f"**Problem:** {message}")
                 return
             events: queue.Queue = queue.Queue()
@@ -793,7 +787,6 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
                 exc = outcome["error"]
                 logger.exception("generation failed", exc_info=exc)
                 message = user_message(exc)
-                gr.Warning(message)
                 yield (*skip, gr.skip(), f"**Generation failed:** {message}")
                 return
             animation = outcome.get("animation")
