@@ -36,9 +36,8 @@ def export_model_dir(source: str | Path, out: str | Path, *, half: bool = True, 
         check_top_k(top_k)
     except ValueError as exc:
         raise UserError(f"--top-k: {exc}") from None
-    pipe = FreeViewPipeline.from_pretrained(source)
-    if half:
-        pipe.to(torch.float16)
+    # loaded in the precision written: a .to() cast afterwards makes diffusers warn on every export
+    pipe = FreeViewPipeline.from_pretrained(source, dtype=torch.float16 if half else torch.float32)
     given = {k: v for k, v in (("steps", steps), ("guidance", guidance), ("top_k", top_k)) if v is not None}
     sampling = {**starting_sampling(source), **given}
     with atomic_dir(out, replaces=MODEL_DIR_ENTRIES) as tmp:
