@@ -19,7 +19,7 @@ import numpy as np
 from engine.animate import AnimateSettings, Reference, load_motion, load_reference, shot_scale
 from engine.camera import CameraTimeline, Cut, Keyframe, camera_at, camera_curves, list_shots, shot_preset
 from engine.errors import UserError
-from engine.files import atomic_path
+from engine.files import atomic_path, parse_json
 from engine.poses import BODY, PoseTrack, retarget, track_from_native, track_to_native
 
 PROJECT_FORMAT = "freeview-project"
@@ -337,10 +337,9 @@ def apply_timeline_payload(project: Project, payload: str) -> Project:
 
     The browser never edits values, only frames, so each edit maps to one :func:`put_point` call.
     """
-    try:
-        data = json.loads(payload or "{}")
-    except json.JSONDecodeError:
-        raise UserError("the timeline sent an unreadable edit; try again") from None
+    data = parse_json(payload or "{}", "the timeline's edit")
+    if not isinstance(data, dict):
+        raise UserError("the timeline sent an unreadable edit; try again")
     edit = data.get("edit") or {}
     op = edit.get("op")
     frame = int(data.get("frame", project.frame))
@@ -363,8 +362,8 @@ def apply_timeline_payload(project: Project, payload: str) -> Project:
 def timeline_edit_name(payload: str) -> str:
     """What a timeline edit does, in words, for the edit history ('' for a scrub or a selection)."""
     try:
-        edit = json.loads(payload or "{}").get("edit") or {}
-    except (json.JSONDecodeError, AttributeError):
+        edit = parse_json(payload or "{}", "the timeline's edit").get("edit") or {}
+    except (UserError, AttributeError):
         return ""
     kind, op = edit.get("kind", "keyframe"), edit.get("op")
     if op == "add":
@@ -540,7 +539,7 @@ def animate_settings(values: dict, size_multiple: int) -> AnimateSettings:
         size[name] = value
     seed = check_number("seed", values.get("seed", 0) or 0, whole=True)
     return AnimateSettings(steps=steps, guidance=guidance, seed=seed, top_k=top_k, clip_frames=clip, overlap=overlap,
-                           retarget=bool(values.get("retarget", False)), **size)
+                           retarget=bool(values.get("retarget", False)), **size).check()  # the engine's own limits too
 
 
 # -- project files ---------------------------------------------------------------------------------------
@@ -592,15 +591,26 @@ def demo_project(folder: str | Path, character: str = "mara", motion: str = "pre
     return replace(project, timeline=timeline)
 
 
+MAX_PROJECT_MEMBER = 512 * 2**20  # bytes one file inside a project may unpack to
+
+
 def load_project(path: str | Path) -> Project:
-    """Read a ``.freeview`` file; newer versions and damaged files raise :class:`UserError`."""
-    from PIL import Image
+    """Read a ``.freeview`` file; newer versions and damaged files raise :class:`UserError`, and so do members
+    larger than :data:`MAX_PROJECT_MEMBER` (a zip bomb), images past the pixel limit and JSON nested too deeply."""
+    from engine.video import decode_image
 
     path = Path(path)
+
+    def read(zf: zipfile.ZipFile, name: str) -> bytes:
+        if zf.getinfo(name).file_size > MAX_PROJECT_MEMBER:
+            raise UserError(f"{path.name} is damaged or hostile: {name} unpacks to more than "
+                            f"{MAX_PROJECT_MEMBER // 2**20} MB")
+        return zf.read(name)
+
     try:
         with zipfile.ZipFile(path) as zf:
             try:
-                manifest = json.loads(zf.read("manifest.json"))
+                manifest = parse_json(read(zf, "manifest.json"), f"{path.name}: manifest.json")
             except KeyError:
                 raise UserError(f"{path.name} is not a FreeView project (no manifest.json)") from None
             if not isinstance(manifest, dict) or manifest.get("format") != PROJECT_FORMAT:
@@ -611,13 +621,13 @@ def load_project(path: str | Path) -> Project:
                                 f"this one reads version {PROJECT_VERSION} — update FreeView to open it")
             project = Project(settings=dict(manifest.get("settings") or {}))
             for item in manifest.get("references", []):
-                image = np.asarray(Image.open(io.BytesIO(zf.read(item["image"]))).convert("RGB"))
-                pose = track_from_native(json.loads(zf.read(item["pose"])), item["pose"])
+                image = decode_image(read(zf, item["image"]), f"{path.name}: {item['image']}")
+                pose = track_from_native(parse_json(read(zf, item["pose"]), f"{path.name}: {item['pose']}"), item["pose"])
                 ref = Reference(image=image, keypoints=pose.keypoints[0], name=item.get("name", "reference"))
                 project = add_reference(project, ref, item.get("warning"))
             motion = manifest.get("motion")
             if motion:
-                track = track_from_native(json.loads(zf.read(motion["pose"])), motion["pose"])
+                track = track_from_native(parse_json(read(zf, motion["pose"]), f"{path.name}: {motion['pose']}"), motion["pose"])
                 project = set_motion(project, track, motion.get("name", "motion"))
                 project = set_trim(project, *motion.get("trim", (0, len(track))))
                 project = replace(project, retarget=bool(motion.get("retarget", False)))
@@ -628,5 +638,5 @@ def load_project(path: str | Path) -> Project:
             return replace(project, timeline=timeline)
     except zipfile.BadZipFile:
         raise UserError(f"{path.name} is damaged or not a FreeView project (not a zip file)") from None
-    except (KeyError, json.JSONDecodeError, OSError, TypeError) as exc:
+    except (KeyError, json.JSONDecodeError, OSError, TypeError, AttributeError, IndexError, zipfile.LargeZipFile) as exc:
         raise UserError(f"{path.name} is damaged: {exc}") from None
