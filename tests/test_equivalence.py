@@ -31,7 +31,7 @@ LAT = 8  # latent side; the tiny VAE halves the pixels
 ARCH = architecture("tiny")
 SPATIAL_HEADS = ARCH.unet["attention_head_dim"]  # diffusers' UNet2DConditionModel reads this as the head count
 MOTION_HEADS = ARCH.motion["motion_num_attention_heads"]
-MOTION_GROUPS = ARCH.motion["motion_norm_num_groups"]
+MOTION_GROUPS = ARCH.unet["norm_num_groups"]  # UNetMotionModel gives its motion modules the UNet's groups
 
 
 # ---------------------------------------------------------------- AnimateDiff / AnimateAnyone maths, plain torch
@@ -235,3 +235,59 @@ def test_frame_group_norm_normalises_every_frame_and_keeps_parameter_names():
     assert set(norm.state_dict()) == {"weight", "bias"}
     with pytest.raises(ValueError, match="'sometimes'"):
         set_motion_norm(build_components("tiny")["denoising_unet"], "sometimes")
+
+
+# ---------------------------------------------------------------- CLIP's own preprocessing
+
+
+def test_clip_preprocessing_is_clip_image_processors_rule():
+    from skimage import data
+    from transformers import CLIPImageProcessor
+
+    from engine.pipeline import clip_pixels
+
+    photo = data.astronaut()[:, 64:448]  # 512 x 384: not square
+    expected = CLIPImageProcessor(size={"shortest_edge": 64}, crop_size={"height": 64, "width": 64})(
+        images=photo, return_tensors="pt").pixel_values
+    pixels = torch.from_numpy(photo).permute(2, 0, 1)[None].float() / 255
+    got = clip_pixels(pixels, 64)
+    assert got.shape == expected.shape
+    assert (got - expected).abs().mean() < 0.02  # PIL's bicubic on uint8 vs torch's: resampling noise only
+    squashed = clip_pixels(F.interpolate(pixels, size=(64, 64), mode="bicubic", antialias=True), 64)
+    assert (squashed - expected).abs().mean() > 0.2  # the old rule (a squashed person) is far off
+
+
+def test_model_directory_keeps_its_clip_settings(tmp_path, tiny_components):
+    from transformers import CLIPImageProcessor
+
+    from engine.clip import ClipPreprocessing, write_clip_preprocessing
+    from engine.model import save_model_dir
+    from engine.pipeline import FreeViewPipeline
+
+    out = save_model_dir(tiny_components, tmp_path / "model")
+    processor = CLIPImageProcessor.from_pretrained(out, subfolder="feature_extractor")
+    assert processor.size == {"shortest_edge": 32} and processor.crop_size == {"height": 32, "width": 32}
+    write_clip_preprocessing(out, ClipPreprocessing(40, (32, 32)))
+    pipe = FreeViewPipeline.from_pretrained(out)
+    assert pipe.clip_preprocessing == ClipPreprocessing(40, (32, 32))
+    assert pipe._clip_pixels(torch.rand(1, 3, 48, 64)).shape == (1, 3, 32, 32)
+
+
+# ---------------------------------------------------------------- the model's own windows
+
+
+def test_animate_takes_the_models_windows_unless_told():
+    from types import SimpleNamespace
+
+    from engine.animate import AnimateSettings, with_model_windows
+
+    converted = SimpleNamespace(sampling_defaults={"clip_frames": 24, "overlap": 4})  # what weights convert writes
+
+    def windows(settings, pipe=converted):
+        resolved = with_model_windows(settings, pipe)
+        return resolved.clip_frames, resolved.overlap
+
+    assert windows(AnimateSettings()) == (24, 4)
+    assert windows(AnimateSettings(clip_frames=3)) == (3, 2)  # the model's overlap, kept below a hand-given length
+    assert windows(AnimateSettings(clip_frames=16, overlap=0)) == (16, 0)
+    assert windows(AnimateSettings(), SimpleNamespace()) == (12, 4)  # a pipeline without advice: the engine's

@@ -73,6 +73,9 @@ ANIMATE_ANYONE_SCHEDULER = dict(
     steps_offset=1, prediction_type="v_prediction", rescale_betas_zero_snr=True, timestep_spacing="trailing",
     set_alpha_to_one=True,
 )
+# What AnimateAnyone's own scripts run (scripts/pose2vid.py: 30 steps, guidance 3.5; 24-frame windows, overlap 4),
+# see shared/interop; top-K "all" until the PCM is fine-tuned (an untrained one has nothing to choose by).
+ANIMATE_ANYONE_SAMPLING = {"steps": 30, "guidance": 3.5, "top_k": "all", "clip_frames": 24, "overlap": 4}
 SMALL_SCHEDULER = dict(
     num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
     steps_offset=1, prediction_type="epsilon", timestep_spacing="trailing", set_alpha_to_one=True,
