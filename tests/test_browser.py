@@ -199,10 +199,10 @@ def test_inspector_undo_redo_and_double_click_delete(page, running_app, monkeypa
     curves_edit1 = _wait_src_change(page, "fv-curves", curves_demo)
     _shot(page, "editor-inspector-kept")
 
-    # edit 2: a keyframe placed with the mouse; edit 3: a preset cut at the playhead
+    # edits 2 and 3: keyframes placed with the mouse
     _click_strip(page, 0.25)
     after_edit2 = _wait_changed(page, after_edit1)
-    page.get_by_role("button", name="✂ cut to close-up").click()
+    _click_strip(page, 0.5)
     after_edit3 = _wait_changed(page, after_edit2)
     assert len(after_edit3) == len(demo) + 2
 
@@ -290,7 +290,8 @@ def test_bad_input_gives_one_message_and_changes_nothing(page, running_app, tmp_
 
     # width -16: one message naming the field; Generate refuses with the same line and makes nothing
     page.get_by_role("tab", name="Generate").click()
-    assert not page.locator("#fv-model-dir").is_visible()  # the embedded model needs no directory
+    page.get_by_label("embedded default", exact=True).check()
+    page.locator("#fv-model-dir").wait_for(state="hidden", timeout=30_000)  # the embedded model needs no directory
     page.locator("#fv-advanced").get_by_text("Advanced").click()
     width = page.locator("#fv-width input")
     width.fill("-16")
@@ -301,7 +302,7 @@ def test_bad_input_gives_one_message_and_changes_nothing(page, running_app, tmp_
     assert page.locator("#fv-gen-status").inner_text().count("Width must be positive") == 1
     assert page.locator("#fv-result video").count() == 0
     _shot(page, "bad-width")
-    page.get_by_label("model directory").check()
+    page.get_by_label("model directory", exact=True).check()
     page.locator("#fv-model-dir").wait_for(state="visible", timeout=30_000)
 
 
