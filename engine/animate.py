@@ -339,6 +339,7 @@ def _run_animate(args) -> int:
     camera = CameraTimeline.load(args.camera) if args.camera else None
     pipe = load_pipeline(args.model, device=args.device, precision=args.precision, cpu_offload=args.cpu_offload,
                          channels_last=args.channels_last, compile=args.compile)
+    settings = with_model_windows(settings, pipe)
     frames = min(len(motion), settings.frames or len(motion))
     h, w = pipe.default_resolution
     print(f"freeview: {frames} frames at {w}x{h} from {len(references)} reference(s); estimated peak memory "
