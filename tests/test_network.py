@@ -78,9 +78,10 @@ def test_save_load_round_trip_gives_identical_outputs(tmp_path, net):
 
 def test_fresh_pcm_equals_pcm_disabled(net):
     x = inputs(refs=3, frames=2)
-    with torch.no_grad():
-        with_pcm = net(**x)
-        without = net(**x, disable_pcm=True)
+    with torch.no_grad():  # at the same top-K (the default would keep every token of an untrained PCM)
+        with_pcm = net(**x, top_k=1.0)
+        without = net(**x, top_k=1.0, disable_pcm=True)
+        assert torch.equal(net(**x), net(**x, top_k="all"))
         assert net.select_references(
             net.encode_references(x["reference_latents"], x["reference_embeds"], x["reference_poses"]), x["target_poses"]
         ).correlation.abs().max() == 0
