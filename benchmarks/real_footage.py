@@ -126,6 +126,174 @@ def run_framing(folder: Path, cache: dict, framing: str = "follow") -> dict:
     return {"videos": rows, "total": total}
 
 
+# -- swaps ---------------------------------------------------------------------------------------------
+def mirrored_frames(track) -> np.ndarray:
+    """Frames whose right shoulder or right hip lies right of the left one in the image: swapped labels for a
+    person who faces the camera (true of the whole SWAPPING clip, checked by eye)."""
+    from engine.poses.track import BODY_INDEX as J
+
+    px = track.keypoints[:, :18, :2] * [track.width, track.height]
+    bad = np.zeros(len(track), bool)
+    for r, l in (("r_shoulder", "l_shoulder"), ("r_hip", "l_hip")):
+        bad |= px[:, J[r], 0] > px[:, J[l], 0]
+    return bad & track.detected
+
+
+def run_swaps(folder: Path, cache: dict) -> dict:
+    from engine.poses.repair import repair_swaps
+
+    track = poses(folder, SWAPPING, cache)
+    repaired, report = repair_swaps(track)
+    return {"video": SWAPPING, "frames": len(track), "swapped_before": int(mirrored_frames(track).sum()),
+            "swapped_after": int(mirrored_frames(repaired).sum()), "repaired_frames": report.frames,
+            "repaired_spans": [list(s) for s in report.spans],
+            "swapped_after_share": float(mirrored_frames(repaired).mean())}
+
+
+# -- people ------------------------------------------------------------------------------------------
+def torso_is_bare(video: Path, track) -> list[bool | None]:
+    """Per frame, whether the followed person's torso is bare skin (the athlete) rather than a shirt: the
+    identity check, independent of the tracker (which uses boxes only)."""
+    import cv2
+
+    from engine.poses.track import BODY_INDEX as J
+
+    capture = cv2.VideoCapture(str(video))
+    labels: list[bool | None] = []
+    for f in range(len(track)):
+        ok, bgr = capture.read()
+        if not ok or not track.detected[f]:
+            labels.append(None)
+            continue
+        pts = track.keypoints[f, [J["r_shoulder"], J["l_shoulder"], J["r_hip"], J["l_hip"]], :2] * [track.width, track.height]
+        x0, y0 = pts.min(0).astype(int)
+        x1, y1 = pts.max(0).astype(int)
+        patch = bgr[max(0, y0):max(y0 + 1, y1), max(0, x0):max(x0 + 1, x1)].reshape(-1, 3).astype(float)
+        b, g, r = np.median(patch, axis=0) if len(patch) else (0, 0, 0)
+        labels.append(bool(r - b > 25))
+    return labels
+
+
+def run_people(folder: Path, cache: dict) -> dict:
+    rows = {}
+    for video in MULTI:
+        for person in (None, 1, 2):
+            report: dict = {}
+            from engine.poses import extract_poses
+
+            from engine.errors import UserError
+
+            try:
+                track = extract_poses(folder / video, person=person, report=report)
+            except UserError as exc:
+                rows[f"{video} person={person}"] = {"error": str(exc)}
+                continue
+            labels = [x for x in torso_is_bare(folder / video, track) if x is not None]
+            switches = sum(1 for a, b in zip(labels, labels[1:]) if a != b)
+            follow = report.get("follow")
+            rows[f"{video} person={person}"] = {
+                "people_at_start": follow.people_at_start if follow else 1, "person": follow.person if follow else None,
+                "followed_frames": int(track.detected.sum()), "lost_frames": len(follow.lost) if follow else 0,
+                "refound": list(follow.refound) if follow else [], "identity_switches": switches,
+                "athlete_share": float(np.mean(labels)) if labels else None}
+    return {"clips": rows, "identity_switches": sum(r.get("identity_switches", 0) for r in rows.values())}
+
+
+# -- cuts ----------------------------------------------------------------------------------------------
+def read_frames(path: Path, start: int, stop: int, side: int = 540) -> list[np.ndarray]:
+    """RGB frames ``[start, stop)`` of a video, the longer side resized to ``side``."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    capture.set(cv2.CAP_PROP_POS_FRAMES, start)
+    out = []
+    for _ in range(stop - start):
+        ok, bgr = capture.read()
+        if not ok:
+            break
+        scale = side / max(bgr.shape[:2])
+        out.append(cv2.resize(bgr, (round(bgr.shape[1] * scale) // 2 * 2, round(bgr.shape[0] * scale) // 2 * 2),
+                              interpolation=cv2.INTER_AREA)[..., ::-1].copy())
+    return out
+
+
+def flash(frame: np.ndarray) -> np.ndarray:
+    return np.clip(frame.astype(np.float32) * 1.6 + 70, 0, 255).astype(np.uint8)
+
+
+def digital_zoom(frames: list[np.ndarray], to: float = 1.5) -> list[np.ndarray]:
+    """A push-in by cropping: zoom 1 -> ``to`` over the frames (one shot, not a cut)."""
+    import cv2
+
+    out = []
+    for i, f in enumerate(frames):
+        z = 1 + (to - 1) * i / max(1, len(frames) - 1)
+        h, w = f.shape[:2]
+        ch, cw = int(h / z), int(w / z)
+        y, x = (h - ch) // 2, (w - cw) // 2
+        out.append(cv2.resize(f[y:y + ch, x:x + cw], (w, h), interpolation=cv2.INTER_LINEAR))
+    return out
+
+
+def build_edits(folder: Path) -> list[tuple[str, list[np.ndarray], list[int]]]:
+    """Multi-shot edits with known cut frames: camera cuts, jump cuts (same camera, later in time), a digital
+    zoom and one-frame flashes (neither is a cut). Returns (name, frames, cut frames)."""
+    sp = lambda i: folder / f"Pose2Sim/Demo_SinglePerson/videos/cam0{i}.mp4"  # noqa: E731
+    mp_ = lambda i: folder / f"Pose2Sim/Demo_MultiPerson/videos/cam0{i}.mp4"  # noqa: E731
+    sports = folder / "Sports2D/Demo/demo.mp4"
+    plans = {
+        # (video, start, stop, effect) per segment; every boundary is a cut
+        "single-person cameras": [(sp(1), 0, 35, None), (sp(2), 10, 45, "flash"), (sp(2), 75, 100, None),
+                                  (sp(3), 0, 40, "zoom"), (sp(4), 30, 60, None), (sp(4), 85, 100, None), (sp(1), 60, 100, "flash")],
+        "two-person cameras": [(mp_(1), 0, 30, None), (mp_(3), 20, 55, None), (mp_(3), 80, 100, "flash"),
+                               (mp_(2), 0, 40, "zoom"), (mp_(4), 10, 40, None), (mp_(4), 70, 100, None)],
+        "park walk, jump cuts": [(sports, 0, 50, None), (sports, 90, 130, "flash"), (sports, 150, 190, "zoom"), (sports, 200, 230, None)],
+    }
+    edits = []
+    for name, segments in plans.items():
+        frames, cuts = [], []
+        for video, start, stop, effect in segments:
+            part = read_frames(video, start, stop)
+            if effect == "zoom":
+                part = digital_zoom(part)
+            if effect == "flash":
+                k = len(part) // 2
+                part[k] = flash(part[k])
+            if frames:
+                cuts.append(len(frames))
+                if part[0].shape != frames[0].shape:
+                    import cv2
+
+                    part = [cv2.resize(p, frames[0].shape[1::-1]) for p in part]
+            frames += part
+        edits.append((name, frames, cuts))
+    return edits
+
+
+def run_cuts(folder: Path) -> dict:
+    from engine.poses import extract_frames
+    from train.shots import detect_cuts, frame_features, match_cuts, pose_jumps, skip_distances
+
+    rows, tp, fp, fn = {}, 0, 0, 0
+    for name, frames, truth in build_edits(folder):
+        feats, method = frame_features(frames, "color")
+        from train.shots import feature_distance
+
+        distances = np.concatenate([[0.0], feature_distance(feats[1:], feats[:-1], method)])
+        skips = skip_distances(feats, method)
+        track = extract_frames(frames, 60.0)
+        jumps = pose_jumps(track.keypoints, track.detected)
+        variants = {"frames only (before)": detect_cuts(distances), "with flashes and jump cuts": detect_cuts(distances, skips=skips, jumps=jumps)}
+        rows[name] = {"frames": len(frames), "true_cuts": truth}
+        for label, found in variants.items():
+            a, b, c = match_cuts(found, truth)
+            rows[name][label] = {"found": found, "precision": a / max(1, a + b), "recall": a / max(1, a + c)}
+            if label.startswith("with"):
+                tp, fp, fn = tp + a, fp + b, fn + c
+    return {"edits": rows, "precision": tp / max(1, tp + fp), "recall": tp / max(1, tp + fn),
+            "true_cuts": tp + fn, "tolerance_frames": 1}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", help="keep the downloaded videos here (default: a temporary folder)")
@@ -140,6 +308,12 @@ def main() -> int:
         if "framing" in parts:
             figures["framing"] = run_framing(folder, cache)
             figures["framing_locked"] = run_framing(folder, cache, "locked")["total"]
+        if "swaps" in parts:
+            figures["swaps"] = run_swaps(folder, cache)
+        if "cuts" in parts:
+            figures["cuts"] = run_cuts(folder)
+        if "people" in parts:
+            figures["people"] = run_people(folder, cache)
         text = json.dumps(figures, indent=1)
         print(text)
         if args.json:

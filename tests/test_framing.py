@@ -167,3 +167,15 @@ def test_follower_reports_a_lost_person_instead_of_taking_another():
     assert report.lost[-1] == 69 and not report.refound
     with pytest.raises(UserError, match="--person 7"):
         follow_person(frames, 640, 360, 25.0, person=7)
+
+
+def test_shot_scale_trusts_only_joints_inside_the_image():
+    from engine.animate import shot_scale
+
+    kp = np.zeros((128, 3), np.float32)
+    for name in ("nose", "neck", "r_shoulder", "l_shoulder", "r_hip", "l_hip", "r_knee"):
+        kp[J[name]] = (0.5, 0.2 + 0.1 * len(name) / 10, 0.9)
+    kp[J["r_knee"], 1] = 1.2  # a knee guessed below the bottom edge: a head-to-hips photo
+    assert shot_scale(kp) == "medium"
+    kp[J["r_knee"], 1] = 0.9
+    assert shot_scale(kp) == "wide"

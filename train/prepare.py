@@ -81,19 +81,38 @@ def source_key(path: Path) -> str:
 
 
 # -- per shot -----------------------------------------------------------------------------------------
-def count_people(frames: list[np.ndarray], samples: int = 5) -> int:
-    """Median number of people mediapipe finds in up to ``samples`` frames spread over the shot."""
-    import mediapipe as mp
-
-    from engine.poses.extract import MAX_AUTO_POSES, open_landmarkers
+def people_boxes(frames: list[np.ndarray], samples: int = 5) -> list[np.ndarray]:
+    """Pixel boxes of everyone mediapipe finds in up to ``samples`` frames spread over the shot (the frame and
+    its halves, so small people in a large frame are found too: :func:`engine.poses.extract.find_people`)."""
+    from engine.poses.extract import MAX_AUTO_POSES, find_people, open_landmarkers
 
     picks = np.unique(np.linspace(0, len(frames) - 1, min(samples, len(frames))).round().astype(int))
-    counts = []
     with open_landmarkers("image", num_poses=MAX_AUTO_POSES) as lms:
-        for i in picks:
-            image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(frames[i]))
-            counts.append(len(lms.pose.detect(image).pose_landmarks))
-    return int(np.median(counts))
+        return [find_people(lms, frames[i]) for i in picks]
+
+
+def count_people(frames: list[np.ndarray], samples: int = 5) -> int:
+    """Median number of people found in up to ``samples`` frames spread over the shot."""
+    return int(np.median([len(b) for b in people_boxes(frames, samples)]))
+
+
+MIN_PERSON_HEIGHT = 0.2  # a training person must be at least this share of the frame's height
+
+
+def people_verdict(boxes: list[np.ndarray], frame_height: int) -> str | None:
+    """Why a shot with these per-frame people boxes cannot be a training clip, or None when it can:
+    "no person", "several people (N)" or "person too small (N% of the frame height)"."""
+    counts = [len(b) for b in boxes]
+    people = int(np.median(counts)) if counts else 0
+    if people == 0:
+        return "no person"
+    if people > 1:
+        return f"several people ({people}; a training clip shows exactly one)"
+    heights = [float((b[:, 3] - b[:, 1]).max()) for b in boxes if len(b)]
+    share = float(np.median(heights)) / frame_height
+    if share < MIN_PERSON_HEIGHT:
+        return f"person too small ({share:.0%} of the frame height, under {MIN_PERSON_HEIGHT:.0%})"
+    return None
 
 
 def person_box(keypoints: np.ndarray, width: int, height: int, threshold: float = 0.3) -> tuple[float, float, float, float] | None:
@@ -155,11 +174,9 @@ def prepare_shot(frames: list[np.ndarray], fps: float, settings: PrepareSettings
 
     if len(frames) < settings.min_frames:
         return None, f"too short ({len(frames)} frames, fewer than {settings.min_frames})"
-    people = count_people(frames)
-    if people == 0:
-        return None, "no person"
-    if people > 1:
-        return None, f"{people} people (a training clip shows exactly one)"
+    verdict = people_verdict(people_boxes(frames), frames[0].shape[0])
+    if verdict is not None:
+        return None, verdict
     track = extract_frames(frames, fps, num_poses=1)
     found = float(np.mean(track.detected))
     if found < settings.min_detected:
@@ -196,12 +213,16 @@ def decode(path: Path) -> tuple[list[np.ndarray], float]:
 # -- per file -----------------------------------------------------------------------------------------
 def prepare_file(path: Path, out: Path, identity: str, settings: PrepareSettings) -> dict:
     """Cut, filter, pose and crop one video; writes its clips and returns its manifest."""
-    from .shots import detect_cuts, frame_distances, segments
+    from engine.poses import extract_frames
+
+    from .shots import detect_cuts, feature_distance, frame_features, pose_jumps, segments, skip_distances
 
     key = source_key(path)
     frames, fps = decode(path)
-    distances, method = frame_distances(frames, settings.method)
-    cuts = detect_cuts(distances)
+    feats, method = frame_features(frames, settings.method)
+    distances = np.concatenate([[0.0], feature_distance(feats[1:], feats[:-1], method)]) if len(feats) > 1 else np.zeros(len(feats))
+    whole = extract_frames(frames, fps)  # the person's jumps find jump cuts (same camera, later in time)
+    cuts = detect_cuts(distances, skips=skip_distances(feats, method), jumps=pose_jumps(whole.keypoints, whole.detected))
     clips, rejected = [], []
     for k, (start, stop) in enumerate(segments(len(frames), cuts)):
         clip, why = prepare_shot(frames[start:stop], fps, settings)

@@ -30,12 +30,14 @@ DINOV2_REPO = "facebook/dinov2-small"
 @dataclass(frozen=True)
 class CutSettings:
     """Adaptive threshold: a frame cuts when its distance exceeds ``floor`` and the median of
-    the ``window`` frames either side by ``z`` robust deviations; shots are at least ``min_shot`` frames."""
+    the ``window`` frames either side by ``z`` robust deviations; shots are at least ``min_shot`` frames.
+    A jump cut: the person jumps by more than ``jump`` of their size (and ``z`` deviations of the shot's motion)."""
 
     window: int = 8
     z: float = 6.0
     floor: float = 0.12
     min_shot: int = 4
+    jump: float = 0.15   # a pose jump (share of the body's size in one frame) that may be a jump cut
 
 
 # -- frame embeddings ---------------------------------------------------------------------------------
@@ -97,13 +99,39 @@ def resolve_method(method: str) -> str:
     return method
 
 
+def frame_features(frames: Iterable[np.ndarray], method: str = "auto", batch: int = 32) -> tuple[np.ndarray, str]:
+    """Per-frame embeddings ``(n, d)`` of ``method`` and the method used."""
+    feats, method = _features(frames, method, batch)
+    return feats, method
+
+
+def feature_distance(a: np.ndarray, b: np.ndarray, method: str) -> np.ndarray:
+    """Distances between rows of two feature arrays of ``method`` ("color" | "dinov2")."""
+    return color_distance(a, b) if method == "color" else 1.0 - (a * b).sum(axis=1)
+
+
+def skip_distances(feats: np.ndarray, method: str) -> np.ndarray:
+    """Distance of frame ``i - 1`` to frame ``i + 1`` for every ``i`` (``(n,)``, 0 at the ends): small where
+    frame ``i`` alone differs (a flash), large at a real cut."""
+    out = np.zeros(len(feats), np.float32)
+    if len(feats) > 2:
+        out[1:-1] = feature_distance(feats[2:], feats[:-2], method)
+    return out
+
+
 def frame_distances(frames: Iterable[np.ndarray], method: str = "auto", batch: int = 32) -> tuple[np.ndarray, str]:
     """Distance of every frame to the one before (``(n,)``, the first is 0) and the method used."""
+    feats, method = _features(frames, method, batch)
+    if len(feats) < 2:
+        return np.zeros(len(feats), np.float32), method
+    return np.concatenate([[0.0], feature_distance(feats[1:], feats[:-1], method)]).astype(np.float32), method
+
+
+def _features(frames: Iterable[np.ndarray], method: str = "auto", batch: int = 32) -> tuple[np.ndarray, str]:
     method = resolve_method(method)
     frames = iter(frames)
     if method == "color":
         feats = np.stack([color_features(f) for f in frames])
-        dist = color_distance(feats[1:], feats[:-1])
     else:
         path = dinov2_path()
         if path is None:
@@ -121,25 +149,68 @@ def frame_distances(frames: Iterable[np.ndarray], method: str = "auto", batch: i
         if buffer:
             chunks.append(embed(buffer))
         feats = np.concatenate(chunks)
-        dist = 1.0 - (feats[1:] * feats[:-1]).sum(axis=1)
-    return np.concatenate([[0.0], dist]).astype(np.float32), method
+    return feats, method
 
 
 # -- cuts from distances ------------------------------------------------------------------------------
-def detect_cuts(distances: np.ndarray, settings: CutSettings = CutSettings()) -> list[int]:
-    """Frame indices that start a new shot (never 0), from per-frame distances ``(n,)``."""
+def _stands_out(d: np.ndarray, i: int, window: int) -> tuple[float, float]:
+    """Median and robust spread of ``d`` over the ``window`` frames either side of ``i`` (``i`` left out)."""
+    n = len(d)
+    lo, hi = max(1, i - window), min(n, i + window + 1)
+    around = np.concatenate([d[lo:i], d[i + 1:hi]])
+    if len(around) == 0:
+        around = np.zeros(1)
+    median = float(np.median(around))
+    return median, 1.4826 * float(np.median(np.abs(around - median))) + 0.01
+
+
+def pose_jumps(keypoints: np.ndarray, detected: np.ndarray | None = None, threshold: float = 0.3) -> np.ndarray:
+    """How far the person jumps from the frame before, per frame ``(n,)``: the median displacement of the body
+    joints seen in both frames, over the body's size (its seen extent); 0 where either frame has no person.
+
+    ``keypoints``: ``(n, K, 3)`` normalised (only the 18 body joints are used). Within a shot a person moves a
+    few percent of their size per frame; a jump in time (same camera) moves them much more at once.
+    """
+    body = np.asarray(keypoints)[:, :18]
+    n = len(body)
+    out = np.zeros(n, np.float32)
+    seen = body[..., 2] > threshold
+    if detected is not None:
+        seen &= np.asarray(detected, bool)[:, None]
+    for i in range(1, n):
+        both = seen[i] & seen[i - 1]
+        if both.sum() < 4:
+            continue
+        pts = body[i - 1, seen[i - 1], :2]
+        size = float(max(np.ptp(pts[:, 0]), np.ptp(pts[:, 1]), 1e-3))
+        out[i] = float(np.median(np.linalg.norm(body[i, both, :2] - body[i - 1, both, :2], axis=1))) / size
+    return out
+
+
+def detect_cuts(distances: np.ndarray, settings: CutSettings = CutSettings(), skips: np.ndarray | None = None,
+                jumps: np.ndarray | None = None) -> list[int]:
+    """Frame indices that start a new shot (never 0), from per-frame distances ``(n,)``.
+
+    ``skips`` (:func:`skip_distances`): a frame that differs from both neighbours while they match each other is
+    a flash, not a cut. ``jumps`` (:func:`pose_jumps`): a jump in time within one camera (a jump cut) changes
+    the frame little but moves the person at once; it cuts when the jump stands out from the shot's motion and
+    the frame distance is raised too.
+    """
     d = np.asarray(distances, dtype=np.float64)
     n = len(d)
     candidates = []
     for i in range(1, n):
-        lo, hi = max(1, i - settings.window), min(n, i + settings.window + 1)
-        around = np.concatenate([d[lo:i], d[i + 1:hi]])
-        if len(around) == 0:
-            around = np.zeros(1)
-        median = float(np.median(around))
-        spread = 1.4826 * float(np.median(np.abs(around - median))) + 0.01
+        median, spread = _stands_out(d, i, settings.window)
         if d[i] > settings.floor and d[i] > median + settings.z * spread:
+            if skips is not None and 1 <= i < n - 1 and skips[i] < max(settings.floor, 0.35 * d[i]):
+                continue  # frame i alone differs: a flash
+            if skips is not None and i >= 2 and skips[i - 1] < max(settings.floor, 0.35 * d[i]) and d[i - 1] > settings.floor:
+                continue  # the way back out of a flash
             candidates.append(i)
+        elif jumps is not None and jumps[i] > settings.jump:
+            j_median, j_spread = _stands_out(np.asarray(jumps, np.float64), i, settings.window)
+            if jumps[i] > j_median + settings.z * j_spread and d[i] > median + 2 * spread:
+                candidates.append(i)
     cuts: list[int] = []
     for i in candidates:  # two cuts closer than min_shot: keep the stronger
         if cuts and i - cuts[-1] < settings.min_shot:

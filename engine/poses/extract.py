@@ -218,13 +218,51 @@ def extract_image_pose(image: np.ndarray | str | os.PathLike, hands: bool = True
 MAX_AUTO_POSES = 4
 
 
-def count_people(rgb: np.ndarray, model_paths: dict | None = None) -> int:
-    """How many people the pose landmarker finds in one RGB frame (IMAGE mode, up to :data:`MAX_AUTO_POSES`)."""
+def _detect_boxes(lms: Landmarkers, rgb: np.ndarray) -> np.ndarray:
+    """Pixel boxes ``(people, 4)`` around the bodies the pose landmarker finds in one RGB frame (IMAGE mode)."""
     import mediapipe as mp
 
+    from .follow import body_boxes
+
+    image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
+    found = _run(lms.pose, image, None, "image").pose_landmarks
+    if not found:
+        return np.zeros((0, 4))
+    bodies = np.stack([mediapipe_body_to_openpose(landmarks_array(p))[:, [0, 1, 3]] for p in found])
+    return body_boxes(bodies, rgb.shape[1], rgb.shape[0])
+
+
+def _same_person(a: np.ndarray, b: np.ndarray) -> bool:
+    """Two boxes of one person: they overlap by a third of the smaller one."""
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return w * h > smaller / 3
+
+
+def find_people(lms: Landmarkers, rgb: np.ndarray) -> np.ndarray:
+    """Pixel boxes ``(people, 4)`` of everyone in one RGB frame: the landmarker sees the frame shrunk to a small
+    square, so people small in a large or elongated frame are looked for again in two overlapping halves along
+    its long side (60% each), and boxes of one person found twice are merged."""
+    height, width = rgb.shape[:2]
+    boxes = list(_detect_boxes(lms, rgb))
+    long_side = max(width, height)
+    if long_side > 640 or max(width, height) > 1.4 * min(width, height):
+        span = int(0.6 * long_side)
+        for start in (0, long_side - span):
+            tile = rgb[start:start + span] if height >= width else rgb[:, start:start + span]
+            for box in _detect_boxes(lms, tile):
+                box = box + ([0, start, 0, start] if height >= width else [start, 0, start, 0])
+                if not any(_same_person(box, other) for other in boxes):
+                    boxes.append(box)
+    return np.array(boxes).reshape(-1, 4)
+
+
+def count_people(rgb: np.ndarray, model_paths: dict | None = None) -> int:
+    """How many people the pose landmarker finds in one RGB frame (IMAGE mode, up to :data:`MAX_AUTO_POSES` at a
+    time; the frame and its halves, see :func:`find_people`)."""
     with open_landmarkers("image", num_poses=MAX_AUTO_POSES, model_paths=model_paths) as lms:
-        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
-        return len(_run(lms.pose, image, None, "image").pose_landmarks)
+        return len(find_people(lms, rgb))
 
 
 def extract_frames(frames: Iterable[np.ndarray], fps: float, hands: bool = False, face: bool = False,

@@ -4,7 +4,8 @@ The boxes around each frame's detected bodies go to a ByteTrack tracker (the
 ``trackers`` package: Kalman-predicted boxes, IoU association, lost tracks kept
 for about a second and re-associated); the followed person is one tracker
 identity, chosen at the first frame with people (the largest, most central one,
-or ``person`` N counted from the left). Frames where that identity has no box are
+or ``person`` N counted from the left, at the first frame within a second that
+shows N people). Frames where that identity has no box are
 *lost* and reported: no other person is ever taken in its place, except that a
 new identity is accepted back as the followed person when it appears where the
 person was last seen, at about the same size, while nobody else is near; those
@@ -75,6 +76,8 @@ class PersonFollower:
         self.followed: int | None = None
         self.last_box: np.ndarray | None = None
         self.frame = -1
+        self.wait = max(1, int(round(fps)))  # frames to wait for person N to appear
+        self.most_seen = 0
         self.report = FollowReport()
 
     def _ids(self, boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -95,6 +98,7 @@ class PersonFollower:
             if self.followed is not None:
                 self.report.lost.append(self.frame)
             return None
+        self.most_seen = max(self.most_seen, len(bodies))
         boxes = body_boxes(bodies, self.width, self.height)
         scores = np.array([b[b[:, 2] > VISIBLE, 2].mean() if (b[:, 2] > VISIBLE).any() else 0.0 for b in bodies])
         ids = self._ids(boxes, scores)
@@ -103,8 +107,10 @@ class PersonFollower:
             self.report.people_at_start = len(bodies)
             if self.person is not None:
                 if self.person > len(bodies):
-                    raise UserError(f"--person {self.person}: the first frame with people (frame {self.frame}) shows "
-                                    f"{len(bodies)}, numbered 1-{len(bodies)} from the left")
+                    if self.frame < self.wait:  # the detector may find everyone a few frames later
+                        return None
+                    raise UserError(f"--person {self.person}: the first {self.wait} frames show at most "
+                                    f"{self.most_seen} people, numbered from the left")
                 index = order[self.person - 1]
             else:
                 index = pick_person(bodies, None, self.width, self.height)
