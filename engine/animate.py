@@ -315,7 +315,7 @@ def _run_animate(args) -> int:
 
     from .camera import CameraTimeline
     from .files import check_outputs
-    from .model import load_pipeline
+    from .model import domain_note, load_pipeline
     from .video import write_video
 
     out = Path(args.out)
@@ -344,6 +344,9 @@ def _run_animate(args) -> int:
     h, w = pipe.default_resolution
     print(f"freeview: {frames} frames at {w}x{h} from {len(references)} reference(s); estimated peak memory "
           f"{estimate_memory_mb(pipe, frames, h, w, len(references), settings.clip_frames):.0f} MB")
+    note = domain_note(args.model)
+    if note:
+        print(f"freeview: note: {note}")
     with tqdm(total=None, unit="clip-step", desc="animate") as bar:
 
         def progress(step, steps, clip, clips):

@@ -54,6 +54,19 @@ def default_model_dir() -> Path:
     return Path(os.environ.get("FREEVIEW_MODEL", DEFAULT_MODEL_DIR))
 
 
+# Said once wherever the embedded default animates (freeview animate, the studio), so a photo of a real person
+# that comes back as an invented cartoon is not a mystery.
+DOMAIN_NOTE = ("the embedded default model is trained on synthetic characters only: it draws a cartoon person, "
+               "and photos of real people need real weights (README, \"Real weights (GPU)\": "
+               "`freeview weights fetch animate-anyone`)")
+
+
+def domain_note(model_dir: str | os.PathLike | None = None) -> str | None:
+    """:data:`DOMAIN_NOTE` when ``model_dir`` (None: the model FreeView would load) is the embedded default, else None."""
+    path = Path(model_dir or default_model_dir())
+    return DOMAIN_NOTE if path.resolve() == DEFAULT_MODEL_DIR.resolve() else None
+
+
 def missing_in_model_dir(path: str | os.PathLike) -> list[str]:
     """What a model directory lacks, as relative paths (empty when complete)."""
     path = Path(path)

@@ -28,7 +28,7 @@ import numpy as np
 from engine.animate import Reference, animate, check_memory, kept_shares, load_motion, load_reference, selection_caption
 from engine.camera import EASINGS, SHOT_PRESETS, apply_camera, camera_curves
 from engine.errors import UserError
-from engine.model import ASSETS, check_model_dir, default_model_dir, load_pipeline, sampling_defaults
+from engine.model import ASSETS, check_model_dir, default_model_dir, domain_note, load_pipeline, sampling_defaults
 from engine.poses import extract_poses, load_pose_file, render_track
 from engine.video import read_video, write_video
 
@@ -320,6 +320,12 @@ def pose_progress(progress: gr.Progress, total: int | None):
 SETTING_NAMES = ("steps", "guidance", "seed", "top_k", "clip_frames", "overlap", "width", "height")
 
 
+def _model_note(source: str) -> str:
+    """Beside the model choice: what the embedded default can and cannot draw (empty for another model)."""
+    note = domain_note() if source == DEFAULT_MODEL else None
+    return f"*Note: {note}.*" if note else ""
+
+
 def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
     """Build the studio (launches nothing). ``model``: a model directory to use instead of the embedded default."""
     default_source = MODEL_DIRECTORY if model else DEFAULT_MODEL
@@ -440,6 +446,7 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
                     with gr.Column(scale=2):
                         model_source = gr.Radio([DEFAULT_MODEL, MODEL_DIRECTORY], value=default_source, label="Model",
                                                 elem_id="fv-model-source")
+                        model_note = gr.Markdown(_model_note(default_source), elem_id="fv-model-note")
                         model_dir = gr.Textbox(str(model or ""), label="Model directory", elem_id="fv-model-dir",
                                                visible=default_source == MODEL_DIRECTORY,
                                                placeholder="a FreeView model directory (freeview convert / train output)")
@@ -719,6 +726,7 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
             event = control.release if isinstance(control, gr.Slider) else control.input
             event(on_setting, [project, session, *settings_inputs], [project, gen_status], show_progress="hidden")
         model_source.change(lambda source: gr.update(visible=source == MODEL_DIRECTORY), model_source, model_dir)
+        model_source.change(_model_note, model_source, model_note)
 
         # ---- generate ---------------------------------------------------------------------------------------
         def on_generate(proj, source, directory, *settings_values, progress=gr.Progress()):
@@ -806,7 +814,8 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
             t = animation.timings
             yield (proj, str(out), str(out), correlation, rows, gr.skip(),
                    f"**Done:** {len(animation.frames)} frames in {sum(t.values()):.1f} s → `{out.name}`"
-                   + (f" · {kept}" if kept else ""))
+                   + (f" · {kept}" if kept else "")
+                   + (f" · Note: {note}" if (note := domain_note(directory.strip() if source == MODEL_DIRECTORY else None)) else ""))
 
         generate_btn.click(
             on_generate, [project, model_source, model_dir, *settings_inputs],

@@ -10,8 +10,8 @@ import pytest
 
 from engine import metrics
 from train.evaluate import (
-    DEFAULT_VARIANTS, Variant, align_reference, build_cases, evaluate, markdown_table, mean_frame_baseline,
-    nearest_pose_baseline, pose_distance,
+    APPEARANCE_METRICS, DEFAULT_VARIANTS, Variant, align_reference, build_cases, evaluate, markdown_table,
+    mean_frame_baseline, nearest_pose_baseline, pose_distance, swap_cases,
 )
 from train.synth import make_dataset
 from train.synth.dataset import MakeSettings
@@ -62,6 +62,127 @@ def test_learned_metrics_are_skipped_with_a_reason():
     if "FVD" in skipped:
         with pytest.raises(RuntimeError, match="FVD"):
             metrics.fvd(_image(0, (2, 4, 16, 16, 3)), _image(1, (2, 4, 16, 16, 3)))
+
+
+# --------------------------------------------------------------------------- appearance
+
+
+def _render(character, shot, frames=4, seed=3, size=128):
+    """Frames and keypoints of ``character`` filmed in ``shot`` (the synthetic world's own renderer)."""
+    from train.synth import Backdrop, Renderer, make_camera, make_motion
+
+    motion = make_motion(character, frames, seed)
+    camera = make_camera(character, motion, shot, size, seed)
+    renderer = Renderer(character, size)
+    backdrop = Backdrop("plain", (196, 204, 214), (120, 126, 132))
+    rendered = [renderer.render(motion, camera, i, backdrop)[:2] for i in range(frames)]
+    return np.stack([r[0] for r in rendered]), np.stack([r[1] for r in rendered])
+
+
+def _lab(rgb):
+    return metrics.to_lab(np.array(rgb, np.uint8)[None, None])[0, 0]
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_part_colours_read_a_synthetic_characters_clothes(seed):
+    """The colour reader on rendered people whose colours are known (train/synth/character.py)."""
+    from dataclasses import replace
+
+    from train.synth import make_character
+
+    # plain clothes (a pattern has two colours), hair on the head, no beard or glasses over the skin
+    person = replace(make_character(seed), pattern="plain", logo="none", hair_style="short", beard=False, glasses="none")
+    readings = [metrics.part_colour_track(*_render(person, shot)) for shot in ("close-up", "medium", "wide")]
+    colours = metrics.summary_colours(np.concatenate(readings))
+    expected = {"torso": person.shirt_colour, "upper arms": person.shirt_colour, "thighs": person.lower_colour,
+                "hair": person.hair_colour, "skin": person.skin, "shoes": person.shoe_colour}
+    for i, part in enumerate(metrics.PARTS):
+        assert np.isfinite(colours[i]).all(), f"{part} never read"
+        assert metrics.delta_e(colours[i], _lab(expected[part])) < 5, part
+    # each shot reads only what it shows: no shoes in a close-up, no hair to speak of in a wide shot's few pixels
+    close_up = metrics.summary_colours(readings[0])
+    assert np.isnan(close_up[metrics.PARTS.index("shoes")]).all() and np.isnan(close_up[metrics.PARTS.index("thighs")]).all()
+
+
+def test_part_regions_use_only_seen_keypoints_inside_the_frame():
+    from train.synth import make_character
+
+    frames, keypoints = _render(make_character(5), "wide", frames=1)
+    kp = keypoints[0]
+    regions = metrics.part_regions(kp, 128, 128)
+    shoes = metrics.PARTS.index("shoes")
+    assert regions["shoes"].sum() >= metrics.MIN_PART_PIXELS
+    hidden = kp.copy()
+    hidden[[10, 13], 2] = 0  # ankles not seen: no shoes
+    assert not metrics.part_regions(hidden, 128, 128)["shoes"].any()
+    assert np.isnan(metrics.part_colours(frames[0], hidden)[shoes]).all()
+    outside = kp.copy()
+    outside[[10, 13], 1] = 1.2  # ankles below the frame: no shoes either, and no error
+    assert not metrics.part_regions(outside, 128, 128)["shoes"].any()
+    nobody = np.zeros((128, 3), np.float32)
+    assert np.isnan(metrics.part_colours(frames[0], nobody)).all()
+    with pytest.raises(ValueError, match="keypoints"):
+        metrics.part_regions(kp[:18], 128, 128)
+
+
+def test_dominant_colour_is_the_largest_group_of_alike_pixels():
+    red, blue, yellow = _lab((200, 30, 30)), _lab((30, 30, 200)), _lab((240, 220, 40))
+    jitter = np.random.default_rng(0).normal(0, 1.0, (40, 3))  # anti-aliasing and shading: the ground is not one value
+    pixels = np.concatenate([red + jitter, np.repeat(blue[None], 35, 0), np.repeat(yellow[None], 25, 0)])
+    assert metrics.delta_e(metrics.dominant_colour(pixels), red) < 1.5  # 40% red beats 35% blue and 25% yellow
+    assert metrics.delta_e(metrics.dominant_colour(pixels[40:]), blue) < 1e-6
+
+
+def test_delta_e():
+    black, white = _lab((0, 0, 0)), _lab((255, 255, 255))
+    assert metrics.delta_e(white, white) == pytest.approx(0)
+    assert metrics.delta_e(black, white) == pytest.approx(100, abs=0.5)
+    assert np.isnan(metrics.delta_e(np.full(3, np.nan), white))
+
+
+def test_identity_swap_scores():
+    a = np.stack([_lab(c) for c in [(200, 30, 30), (30, 30, 200), (40, 160, 60), (20, 20, 20), (230, 190, 160), (250, 250, 250)]])
+    b = a.copy()
+    b[:3] = [_lab((30, 150, 150)), _lab((240, 200, 40)), _lab((110, 60, 40))]  # the last three parts alike in A and B
+    like_a = metrics.identity_swap_scores(a, a, b)
+    assert list(like_a["closer_to_donor"][:3]) == [1, 1, 1] and np.isnan(like_a["closer_to_donor"][3:]).all()
+    assert like_a["delta_e_to_donor"] == pytest.approx(np.zeros(6), abs=1e-6)
+    like_b = metrics.identity_swap_scores(b, a, b)
+    assert list(like_b["closer_to_donor"][:3]) == [0, 0, 0] and (like_b["delta_e_to_donor"][:3] > 10).all()
+    unseen = b.copy()
+    unseen[0] = np.nan
+    assert np.isnan(metrics.identity_swap_scores(unseen, a, b)["closer_to_donor"][0])
+
+
+def test_sharpness_ratios():
+    import cv2
+
+    sharp = _image(0, (4, 64, 64, 3))
+    blurred = np.stack([cv2.GaussianBlur(f, (0, 0), 1.5) for f in sharp])
+    same = metrics.sharpness_ratios(sharp, sharp)
+    assert same == {"laplacian": pytest.approx(1.0), "high_frequency": pytest.approx(1.0)}
+    soft = metrics.sharpness_ratios(blurred, sharp)
+    assert soft["laplacian"] < 0.2 and soft["high_frequency"] < 0.2
+    assert metrics.sharpness_ratios(sharp, blurred)["laplacian"] > 5
+    flat = np.full((2, 32, 32, 3), 90, np.uint8)
+    assert np.isnan(metrics.sharpness_ratios(flat, flat)["laplacian"])
+
+
+def test_flicker_leaves_out_cuts():
+    still = np.full((5, 16, 16, 3), 100, np.uint8)
+    still[3:] = 200  # a cut at frame 3: everything changes, but that is the edit, not flicker
+    cut = np.array([False, False, False, True, False])
+    assert metrics.frame_difference(still, cut) == 0
+    assert metrics.frame_difference(still) == pytest.approx(100 / 4)
+    moving = np.stack([np.full((16, 16, 3), 100 + 2 * i, np.uint8) for i in range(5)])  # 2 levels per frame
+    shimmer = moving.copy()
+    shimmer[1::2] += 3  # +3 on every other frame: steps of 5, 1, 5, 1 instead of 2
+    assert metrics.flicker_ratio(moving, moving, cut) == pytest.approx(1.0)
+    assert metrics.flicker_ratio(shimmer, moving) == pytest.approx(3 / 2)
+    assert metrics.flicker_ratio(shimmer, moving, cut) == pytest.approx((5 + 1 + 1) / 3 / 2)  # the 2 -> 3 step left out
+    assert np.isnan(metrics.frame_difference(still[:1]))
+    with pytest.raises(ValueError, match="one flag per frame"):
+        metrics.frame_difference(still, cut[:2])
 
 
 # --------------------------------------------------------------------------- baselines
@@ -142,7 +263,10 @@ def test_harness_runs_variants_and_baselines(eval_data):
     for key in ("L1", "PSNR", "SSIM"):  # the stub is the mean-frame baseline
         assert rows[("R=2 close-up+wide", 2)][key] == pytest.approx(rows[("mean frame", 2)][key])
     variants = [v for v in DEFAULT_VARIANTS if v.refs in (1, 2)]
-    assert len(stub.calls) == len(variants) * (len(cases) + 1)  # each variant: one untimed warm-up, then every case
+    # each variant: one untimed warm-up, then every case and its identity-swap twin
+    assert len(stub.calls) == len(variants) * (2 * len(cases) + 1)
+    for key in APPEARANCE_METRICS:  # the stub is the mean frame on appearance too, identity swap included
+        assert rows[("R=2 close-up+wide", 2)][key] == pytest.approx(rows[("mean frame", 2)][key], nan_ok=True)
     options = {(c["top_k"], c["disable_pcm"]) for c in stub.calls}
     assert ("all", False) in options and (None, True) in options and (None, False) in options
     assert report["skipped"] == metrics.unavailable_metrics()
@@ -244,3 +368,65 @@ def test_eval_command_writes_json_and_markdown(eval_data, tmp_path, capsys):
     assert "nearest-pose reference" in md.read_text()
     assert main(["eval", "--data", str(eval_data), "--refs", "0", "--json", str(out), "--baselines-only"]) == 2
     assert main(["eval", "--data", str(eval_data), "--refs", "3", "--json", str(out), "--baselines-only"]) == 2
+
+
+class OraclePipeline:
+    """Same call interface as FreeViewPipeline; returns the ground truth of the person whose motion it is given,
+    whatever the references (so in an identity swap it draws the driving person, not the references' owner)."""
+
+    def __init__(self, cases):
+        self.truth = {case.keypoints.tobytes(): case.frames for case in cases}
+
+    def __call__(self, reference_images, reference_poses, target_poses, height, width, **_):
+        return SimpleNamespace(frames=self.truth[np.asarray(target_poses).tobytes()], correlation=None)
+
+
+def test_harness_appearance_and_identity_swap_with_an_oracle(eval_data):
+    cases = build_cases(eval_data, num_cases=4, num_frames=4)
+    twins = swap_cases(cases)
+    assert [t.donor for t in twins] == [cases[1].identity, cases[0].identity] * 2
+    assert all(t.identity == c.identity and t.donor != c.identity for t, c in zip(twins, cases))
+    assert swap_cases(cases[::2]) == []  # one person only: nobody to swap with
+    wide_only = (Variant("R=1 wide", ("wide",)),)
+    report = evaluate(cases, [1], OraclePipeline(cases), wide_only, steps=1)
+    row = next(r for r in report["rows"] if r["name"] == "R=1 wide")
+    assert row["L1"] == 0 and row["part_dE"] == pytest.approx(0, abs=1e-9)
+    assert row["laplacian_ratio"] == pytest.approx(1) and row["hf_energy_ratio"] == pytest.approx(1)
+    assert row["flicker_ratio"] == pytest.approx(1)
+    # it drew the driving person every time: never nearer the references' owner, and far from their colours
+    assert row["swap_closer_to_A"] == 0 and row["swap_dE_to_A"] > 10
+    assert set(row["by_part"]["swap_closer_to_A"]) == set(metrics.PARTS)
+    report_json = json.dumps(report, allow_nan=False)  # unseen parts are null, not NaN
+    assert '"swap_closer_to_A"' in report_json
+    table = markdown_table(report)
+    assert "swap: parts → A" in table and "| R=1 wide | 1 | 0.00 |" in table.split("Identity swap by part")[1]
+    # single-person data: the swap is reported as skipped, not as a figure
+    alone = evaluate(cases[::2], [1], OraclePipeline(cases), wide_only, steps=1)
+    assert "identity swap" in alone["skipped"] and all(r["swap_closer_to_A"] is None for r in alone["rows"])
+
+
+def test_warp_composite_row(eval_data, monkeypatch):
+    import sys
+    from types import ModuleType
+
+    cases = build_cases(eval_data, num_cases=2, num_frames=2)
+    seen = []
+
+    def compose_references(ref_images, ref_keypoints, target_keypoints, height, width):
+        seen.append((len(ref_images), len(ref_keypoints), target_keypoints.shape, height, width))
+        return SimpleNamespace(image=ref_images[-1].copy(), coverage=np.ones((height, width), np.float32))
+
+    stub = ModuleType("engine.warps")
+    stub.compose_references = compose_references
+    monkeypatch.setitem(sys.modules, "engine.warps", stub)
+    report = evaluate(cases, [2], None, DEFAULT_VARIANTS)
+    rows = {r["name"]: r for r in report["rows"]}
+    assert set(rows) == {"nearest-pose reference", "mean frame", "warp composite"}
+    assert seen[0] == (2, 2, (128, 3), 128, 128) and len(seen) == 2 * 2 * 2  # cases x frames, and their swap twins
+    assert rows["warp composite"]["L1"] == pytest.approx(
+        np.mean([metrics.l1(np.repeat(c.pool["wide"][0][None], 2, 0), c.frames) for c in cases]))
+    assert "warp composite" not in report["skipped"]
+    monkeypatch.setitem(sys.modules, "engine.warps", None)  # not installed: the row is left out, with the reason
+    report = evaluate(cases, [2], None, DEFAULT_VARIANTS)
+    assert "warp composite" not in {r["name"] for r in report["rows"]}
+    assert "engine.warps" in report["skipped"]["warp composite"] and "- warp composite skipped" in markdown_table(report)

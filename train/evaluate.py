@@ -3,13 +3,17 @@
 For each case (a window of a held-out clip) and each *variant* (a named set of
 reference shots plus pipeline options, e.g. "R=2 PCM off"), the model animates
 the target poses from references taken from other clips of the same identity;
-frames are scored against the ground truth with L1, PSNR and SSIM. Two
-non-learned baselines run on the same references:
+frames are scored against the ground truth with L1, PSNR and SSIM, and on appearance
+(:data:`APPEARANCE_METRICS`): part colours against the ground truth's, sharpness and flicker against
+the ground truth's, and an identity swap (another held-out person's references driven by the case's
+motion: are the part colours that person's?). Three non-learned baselines run on the same references:
 
 * ``nearest-pose reference``: per target frame, the reference whose body pose is
   nearest (after normalising position and scale), scaled and translated so the
   keypoints it shares with the target match their centre and spread;
-* ``mean frame``: the mean of the references.
+* ``mean frame``: the mean of the references;
+* ``warp composite``: the references warped into each target pose part by part and composed
+  (:func:`engine.warps.compose_references`).
 
 For the model variants where the PCM chooses between references (R > 1, PCM on,
 top-K), the report also says which reference the kept tokens come from, by the
@@ -35,7 +39,10 @@ import numpy as np
 
 from engine.errors import UserError
 from engine.files import atomic_path, write_text_atomic
-from engine.metrics import BASIC_METRICS, basic_metrics, unavailable_metrics
+from engine.metrics import (
+    BASIC_METRICS, PARTS, SWAP_MIN_DE, basic_metrics, flicker_ratio, identity_swap_scores, part_colour_error, part_colour_track,
+    part_colours, sharpness_ratios, summary_colours, unavailable_metrics,
+)
 from engine.models.selection import keeps_every_token
 from engine.poses.track import BODY
 
@@ -46,7 +53,16 @@ logger = logging.getLogger(__name__)
 
 ANY_SHOT = "any"
 PIPELINE_OPTIONS = ("top_k", "disable_pcm")
-BASELINES = ("nearest-pose reference", "mean frame")
+BASELINES = ("nearest-pose reference", "mean frame", "warp composite")
+# Per-case appearance figures beside BASIC_METRICS (NaN where a case cannot say: a part never seen, one person):
+# part_dE: CIEDE2000 between the parts' colours and the ground truth's (mean over parts and frames);
+# laplacian_ratio / hf_energy_ratio: sharpness over the ground truth's (engine.metrics.sharpness_ratios);
+# flicker_ratio: frame-to-frame difference over the ground truth's, cuts left out;
+# identity swap, person A's references driving person B's motion: swap_closer_to_A, the share of the parts whose
+# colour is nearer A's than B's (swap_torso_closer_to_A: the torso alone), and swap_dE_to_A, ΔE from A's colours.
+APPEARANCE_METRICS = ("part_dE", "laplacian_ratio", "hf_energy_ratio", "flicker_ratio",
+                      "swap_closer_to_A", "swap_torso_closer_to_A", "swap_dE_to_A")
+SWAP_METRICS = APPEARANCE_METRICS[4:]
 # The ablation's claims, each a (row, row) pair compared case by case; pairs whose rows were not run are left out.
 COMPARISONS = (
     (("R=2 close-up+wide", 2), ("R=1 close-up", 1)),
@@ -57,6 +73,7 @@ COMPARISONS = (
     (("R=4", 4), ("R=2 close-up+wide", 2)),
     (("R=2 close-up+wide", 2), ("nearest-pose reference", 2)),
     (("R=2 close-up+wide", 2), ("mean frame", 2)),
+    (("R=2 close-up+wide", 2), ("warp composite", 2)),
 )
 
 
@@ -124,6 +141,8 @@ class Case:
     frames: np.ndarray
     keypoints: np.ndarray
     pool: dict  # shot -> (image (H, W, 3) uint8, keypoints (128, 3), clip file)
+    cut: np.ndarray | None = None  # (F,) bool: frame i starts a new camera angle
+    donor: str | None = None  # identity swap: whose references the pool holds (not the person in ``frames``)
 
 
 def build_cases(data_dir: str | Path, num_cases: int, num_frames: int, seed: int = 0) -> list[Case]:
@@ -169,8 +188,28 @@ def build_cases(data_dir: str | Path, num_cases: int, num_frames: int, seed: int
             pool[shot] = (ref_data["frames"][f], ref_data["keypoints"][f], ref["file"])
         stop = start + num_frames
         cases.append(Case(target["identity"], target["file"], target["shot"], start,
-                          data["frames"][start:stop], data["keypoints"][start:stop], pool))
+                          data["frames"][start:stop], data["keypoints"][start:stop], pool, data["cut"][start:stop]))
     return cases
+
+
+def swap_cases(cases: list[Case]) -> list[Case]:
+    """The identity-swap twin of every case: the same target (person B's frames and motion) with the reference
+    pool of the next case of another person A; empty when every case is one person."""
+    twins = []
+    for i, case in enumerate(cases):
+        donor = next((cases[(i + k) % len(cases)] for k in range(1, len(cases))
+                      if cases[(i + k) % len(cases)].identity != case.identity), None)
+        if donor is None:
+            return []
+        twins.append(Case(case.identity, case.clip, case.shot, case.start, case.frames, case.keypoints, donor.pool,
+                          case.cut, donor=donor.identity))
+    return twins
+
+
+def pool_colours(case: Case) -> np.ndarray:
+    """The part colours ``(parts, 3)`` CIELAB of the person whose photos ``case.pool`` holds, read from all of them
+    (each part from the photos that show it: the face from the close-up, the shoes from the wide shot)."""
+    return summary_colours(np.stack([part_colours(image, keypoints) for image, keypoints, _ in case.pool.values()]))
 
 
 def references(case: Case, variant: Variant) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -238,6 +277,23 @@ def mean_frame_baseline(ref_images: list[np.ndarray], num_frames: int) -> np.nda
     return np.repeat(mean[None], num_frames, 0)
 
 
+def warp_composite_baseline(ref_images: list[np.ndarray], ref_poses: list[np.ndarray], target_poses: np.ndarray) -> np.ndarray:
+    """Frames ``(F, H, W, 3)``: per target pose, the references warped into it part by part and composed
+    (:func:`engine.warps.compose_references`), at the references' size."""
+    from engine.warps import compose_references
+
+    h, w = ref_images[0].shape[:2]
+    return np.stack([np.asarray(compose_references(ref_images, ref_poses, target, h, w).image) for target in target_poses])
+
+
+def _warps_missing() -> str | None:
+    try:
+        from engine.warps import compose_references  # noqa: F401
+    except ImportError as exc:
+        return f"the warp-composite baseline needs engine.warps.compose_references ({exc})"
+    return None
+
+
 # --------------------------------------------------------------------------- the harness
 
 
@@ -256,10 +312,16 @@ def evaluate(cases: list[Case], refs: list[int], generate: Callable | None = Non
     if missing:
         raise UserError(f"no variant uses {', '.join(map(str, missing))} reference(s); "
                         f"available counts: {', '.join(map(str, sorted({v.refs for v in variants})))}")
+    warps_missing = _warps_missing()
     rows = []
+    twins = swap_cases(cases)
+    truth = [part_colour_track(case.frames, case.keypoints) for case in cases]  # the ground truth's part colours
+    driver_colours = [summary_colours(colours) for colours in truth]  # person B, in each case's own frames
+    donor_colours = [pool_colours(twin) for twin in twins]  # person A, from their photos
 
     def score(name, n, frames_for_case, extra, warm_up=False):
-        totals = {m: [] for m in BASIC_METRICS}
+        totals = {m: [] for m in BASIC_METRICS + APPEARANCE_METRICS}
+        by_part = {"part_dE": [], "swap_closer_to_A": []}  # (cases, parts)
         seconds = 0.0
         if warm_up and cases:  # untimed: the first call with new shapes pays one-off costs the others do not
             frames_for_case(cases[0])
@@ -273,18 +335,40 @@ def evaluate(cases: list[Case], refs: list[int], generate: Callable | None = Non
                 raise ValueError(f"{name}: produced frames {predicted.shape}, expected {case.frames.shape}")
             for metric, value in basic_metrics(predicted, case.frames).items():
                 totals[metric].append(value)
-        row = {"name": name, "refs": n, **{m: float(np.mean(v)) for m, v in totals.items()},
+            errors = part_colour_error(predicted, case.frames, case.keypoints)  # (frames, parts)
+            by_part["part_dE"].append(_nanmean(errors, axis=0))
+            totals["part_dE"].append(_nanmean(errors))
+            sharpness = sharpness_ratios(predicted, case.frames)
+            totals["laplacian_ratio"].append(sharpness["laplacian"])
+            totals["hf_energy_ratio"].append(sharpness["high_frequency"])
+            totals["flicker_ratio"].append(flicker_ratio(predicted, case.frames, case.cut))
+            if twins:
+                swapped = frames_for_case(twins[i])
+                colours = summary_colours(part_colour_track(swapped, case.keypoints))
+                swap = identity_swap_scores(colours, donor_colours[i], driver_colours[i])
+                by_part["swap_closer_to_A"].append(swap["closer_to_donor"])
+                totals["swap_closer_to_A"].append(_nanmean(swap["closer_to_donor"]))
+                totals["swap_torso_closer_to_A"].append(float(swap["closer_to_donor"][PARTS.index("torso")]))
+                totals["swap_dE_to_A"].append(_nanmean(swap["delta_e_to_donor"]))
+            else:
+                for metric in SWAP_METRICS:
+                    totals[metric].append(float("nan"))
+        row = {"name": name, "refs": n, **{m: _finite(_nanmean(v)) for m, v in totals.items()},
                "seconds_per_case": seconds / max(1, len(cases)), **extra,
-               "per_case": {m: [float(x) for x in v] for m, v in totals.items()}}
+               "by_part": {metric: dict(zip(PARTS, (_finite(x) for x in _nanmean(np.array(v).reshape(-1, len(PARTS)), axis=0))))
+                           for metric, v in by_part.items() if v},
+               "per_case": {m: [_finite(x) for x in v] for m, v in totals.items()}}
         rows.append(row)
         if progress is not None:
-            progress(f"{name} (R={n}): " + ", ".join(f"{m} {row[m]:.4g}" for m in BASIC_METRICS))
+            progress(f"{name} (R={n}): " + ", ".join(f"{m} {_text(row[m])}" for m in BASIC_METRICS + APPEARANCE_METRICS))
 
     for n in sorted(set(refs)):
         base = next(v for v in chosen if v.refs == n)
         extra = {"references": "+".join(base.shots), "kind": "baseline"}
         score(BASELINES[0], n, lambda c, v=base: nearest_pose_baseline(*references(c, v), c.keypoints), extra)
         score(BASELINES[1], n, lambda c, v=base: mean_frame_baseline(references(c, v)[0], len(c.frames)), extra)
+        if warps_missing is None:
+            score(BASELINES[2], n, lambda c, v=base: warp_composite_baseline(*references(c, v), c.keypoints), extra)
 
     if generate is not None:
         import torch
@@ -319,7 +403,9 @@ def evaluate(cases: list[Case], refs: list[int], generate: Callable | None = Non
         "rows": rows,
         "comparisons": compare(rows, groups=[case.identity for case in cases], seed=seed),
         "identities": len({case.identity for case in cases}),
-        "skipped": unavailable_metrics(),
+        "skipped": {**unavailable_metrics(), **({"warp composite": warps_missing} if warps_missing else {}),
+                    **({} if twins else {"identity swap": "every case shows the same person"})},
+        "parts": list(PARTS),
         "cases": len(cases),
         "target_shots": [case.shot for case in cases],
         "frames": int(cases[0].frames.shape[0]) if cases else 0,
@@ -328,6 +414,26 @@ def evaluate(cases: list[Case], refs: list[int], generate: Callable | None = Non
         "guidance": guidance,
         "seed": seed,
     }
+
+
+def _nanmean(values, axis=None):
+    """Mean ignoring NaN (NaN where nothing is left), without numpy's empty-slice warning."""
+    values = np.asarray(values, float)
+    finite = np.isfinite(values)
+    total = np.where(finite, values, 0.0).sum(axis=axis)
+    count = finite.sum(axis=axis)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan) if axis is not None else (
+        float(total / count) if count else float("nan"))
+
+
+def _finite(value) -> float | None:
+    """A float for JSON: None where the figure does not exist (NaN)."""
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+def _text(value, digits: int = 4) -> str:
+    return "n/a" if value is None else f"{value:.{digits}g}"
 
 
 def selection_summary(correlation: np.ndarray, top_k: float | str | None) -> dict:
@@ -371,8 +477,16 @@ def compare(rows: list[dict], pairs=COMPARISONS, groups=None, seed: int = 0) -> 
     for first, second in pairs:
         if first in by_key and second in by_key:
             a, b = by_key[first]["per_case"], by_key[second]["per_case"]
-            found.append({"first": list(first), "second": list(second),
-                          **{m: paired_difference(a[m], b[m], groups, seed=seed) for m in BASIC_METRICS}})
+            found.append({"first": list(first), "second": list(second), **{
+                m: paired_difference(a[m], b[m], groups, seed=seed) for m in BASIC_METRICS}})
+            for m in APPEARANCE_METRICS:  # only the cases where both rows have the figure
+                if m not in a or m not in b:
+                    continue
+                keep = [x is not None and y is not None for x, y in zip(a[m], b[m])]
+                if any(keep):
+                    pick = lambda values: [v for v, k in zip(values, keep) if k]  # noqa: E731
+                    found[-1][m] = {**paired_difference(pick(a[m]), pick(b[m]), None if groups is None else pick(groups),
+                                                        seed=seed), "cases": int(sum(keep))}
     return found
 
 
@@ -393,15 +507,37 @@ def contact_sheet(cases: list[Case], variant: Variant, predictions: dict[int, np
 
 
 def markdown_table(report: dict) -> str:
-    lines = ["| name | refs | references | L1 ↓ | PSNR ↑ | SSIM ↑ | s / case |", "|---|---:|---|---:|---:|---:|---:|"]
+    lines = ["| name | refs | references | L1 ↓ | PSNR ↑ | SSIM ↑ | part ΔE ↓ | Laplacian ratio | HF ratio "
+             "| flicker ratio | swap: parts → A | swap: torso → A | swap: ΔE to A ↓ | s / case |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in report["rows"]:
+        cells = [_cell(row.get(m), p) for m, p in zip(APPEARANCE_METRICS, (1, 2, 2, 2, 2, 2, 1))]
         lines.append(f"| {row['name']} | {row['refs']} | {row.get('references', '')} | "
-                     f"{row['L1']:.2f} | {row['PSNR']:.2f} | {row['SSIM']:.4f} | {row.get('seconds_per_case', 0):.2f} |")
+                     f"{row['L1']:.2f} | {row['PSNR']:.2f} | {row['SSIM']:.4f} | " + " | ".join(cells)
+                     + f" | {row.get('seconds_per_case', 0):.2f} |")
     lines.append("")
     lines.append(f"{report['cases']} cases of {report['frames']} frames at {report['size']} px, "
                  f"{report['steps']} step{'s' if report['steps'] != 1 else ''}, guidance {report['guidance']}.")
+    if any("part_dE" in row for row in report["rows"]):
+        lines += ["", "Appearance, read from the keypoints (CIEDE2000 on the dominant CIELAB colour of each part: torso, "
+                      "upper arms, thighs, hair, skin, shoes, where the target shows it): part ΔE against the ground truth; "
+                      "sharpness (Laplacian variance, spectral energy above 0.25 cycles/pixel) and flicker (mean "
+                      "frame-to-frame difference, cuts left out) as ratios to the ground truth's (1 = alike); identity "
+                      f"swap: another held-out person A's photos driven by the case's motion, the share of cases whose "
+                      f"torso (of parts) is nearer A's colour than the driving person's (parts whose colours differ by "
+                      f"less than ΔE {SWAP_MIN_DE:g} between the two are not counted), and the mean ΔE to A's colours."]
     for name, reason in report.get("skipped", {}).items():
         lines.append(f"- {name} skipped: {reason}")
+    swapped = [row for row in report["rows"] if row.get("by_part", {}).get("swap_closer_to_A")]
+    if swapped:
+        parts = report.get("parts", list(PARTS))
+        lines += ["", "Identity swap by part (share of cases nearer A) and part ΔE against the ground truth by part:", "",
+                  "| name | refs | " + " | ".join(f"{p} → A" for p in parts) + " | " + " | ".join(f"{p} ΔE" for p in parts) + " |",
+                  "|---|---:|" + "---:|" * (2 * len(parts))]
+        for row in swapped:
+            near, error = row["by_part"]["swap_closer_to_A"], row["by_part"].get("part_dE", {})
+            lines.append(f"| {row['name']} | {row['refs']} | " + " | ".join(_cell(near.get(p), 2) for p in parts) + " | "
+                         + " | ".join(_cell(error.get(p), 1) for p in parts) + " |")
     shots = report.get("target_shots")
     if shots:
         present = [s for s in SHOTS if s in shots]
@@ -434,7 +570,21 @@ def markdown_table(report: dict) -> str:
             cells = [f"{c[m]['mean']:+.{p}f} [{c[m]['low']:+.{p}f}, {c[m]['high']:+.{p}f}]"
                      for m, p in (("L1", 2), ("PSNR", 2), ("SSIM", 4))]
             lines.append(f"| {c['first'][0]} | {c['second'][0]} (R={c['second'][1]}) | " + " | ".join(cells) + " |")
+        shown = [m for m in APPEARANCE_METRICS if any(m in c for c in report["comparisons"])]
+        if shown:
+            names = {"part_dE": "Δ part ΔE", "laplacian_ratio": "Δ Laplacian ratio", "hf_energy_ratio": "Δ HF ratio",
+                     "flicker_ratio": "Δ flicker ratio", "swap_closer_to_A": "Δ swap parts → A",
+                     "swap_torso_closer_to_A": "Δ swap torso → A", "swap_dE_to_A": "Δ swap ΔE to A"}
+            lines += ["", "The same pairs on appearance (cases where both rows have the figure):", "",
+                      "| first | second | " + " | ".join(names[m] for m in shown) + " |", "|---|---|" + "---:|" * len(shown)]
+            for c in report["comparisons"]:
+                cells = [f"{c[m]['mean']:+.2f} [{c[m]['low']:+.2f}, {c[m]['high']:+.2f}]" if m in c else "n/a" for m in shown]
+                lines.append(f"| {c['first'][0]} | {c['second'][0]} (R={c['second'][1]}) | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _cell(value, digits: int) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
 
 
 # --------------------------------------------------------------------------- command line
