@@ -188,41 +188,8 @@ def fit_keypoints(keypoints: np.ndarray, src_w: int, src_h: int, width: int, hei
     return out
 
 
-MOTION_FRAMINGS = ("auto", "person", "fit")
-
-
-def frame_around_person(track: PoseTrack, margin: float = 1.25, threshold: float = 0.3) -> PoseTrack:
-    """The motion seen through one fixed square around its person, the way ``freeview train prepare`` crops
-    training clips: the box of the seen body joints over all frames (1st to 99th percentile, so one stray joint
-    does not zoom out), ``margin`` times its longer side, kept inside the frame. A portrait video's person then
-    fills the model's square as in training instead of standing small in a letterbox. Keypoints that fall
-    outside the square get confidence 0; a track with no seen joint is returned unchanged."""
-    from .poses.track import BODY as BODY_POINTS
-
-    body = track.keypoints[:, BODY_POINTS]
-    seen = body[..., 2] > threshold
-    if not seen.any():
-        return track
-    w, h = track.width, track.height
-    xs, ys = body[..., 0][seen] * w, body[..., 1][seen] * h
-    x0, x1 = np.percentile(xs, [1, 99])
-    y0, y1 = np.percentile(ys, [1, 99])
-    side = min(max(x1 - x0, y1 - y0) * margin, w, h)
-    side = int(round(min(max(side, min(w, h) // 4, 8), w, h)))
-    left = float(np.clip((x0 + x1) / 2 - side / 2, 0, w - side))
-    top = float(np.clip((y0 + y1) / 2 - side / 2, 0, h - side))
-    kp = np.array(track.keypoints, dtype=np.float32, copy=True)
-    kp[..., 0] = (kp[..., 0] * w - left) / side
-    kp[..., 1] = (kp[..., 1] * h - top) / side
-    outside = (kp[..., 0] < 0) | (kp[..., 0] > 1) | (kp[..., 1] < 0) | (kp[..., 1] > 1)
-    kp[..., 2] = np.where(outside, 0.0, kp[..., 2])
-    return PoseTrack(kp, side, side, track.fps, world=track.world, detected=track.detected)
-
-
-def target_track(motion: PoseTrack, camera=None, *, frames: int | None = None, retarget_to: Reference | None = None,
-                 framing: str = "fit") -> PoseTrack:
-    """The poses the network is driven by: framed (``framing``, :data:`MOTION_FRAMINGS`), retargeted, seen
-    through the camera, trimmed to ``frames``."""
+def target_track(motion: PoseTrack, camera=None, *, frames: int | None = None, retarget_to: Reference | None = None) -> PoseTrack:
+    """The poses the network is driven by: retargeted, seen through the camera, trimmed to ``frames``."""
     if frames is not None and frames < 1:
         raise UserError(f"frames must be at least 1, got {frames}")
     if retarget_to is not None:
