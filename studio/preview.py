@@ -276,3 +276,17 @@ def beside(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     scaled = cv2.resize(right, (width, height), interpolation=cv2.INTER_LINEAR)
     gap = np.full((height, 4, 3), BACKGROUND, np.uint8)
     return np.concatenate([left, gap, scaled], axis=1)
+
+
+def warp_panel(references: list[Reference], seen: PoseTrack, frame: int, size: int = 320) -> np.ndarray | None:
+    """The reference photos warped into the camera's view of ``frame`` (engine.warps: what the network is given
+    to copy from), labelled; None without photos."""
+    from engine.animate import fit_to_frame
+    from engine.warps import ReferenceWarper
+
+    if not references:
+        return None
+    width, height = _fit_size(seen.width, seen.height, size)
+    images, poses = zip(*(fit_to_frame(r.image, r.keypoints, width, height) for r in references))
+    composite = ReferenceWarper(list(images), list(poses)).compose(seen.keypoints[frame], height, width)
+    return _label(composite.image, "photos warped into this pose", background=(45, 48, 58))

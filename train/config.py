@@ -63,6 +63,7 @@ class TrainConfig:
     # The appearance input of the pose guider (engine.warps: the references warped into the target pose, as latents):
     # "keep" trains the model as it is; "warp" adds it (zero-initialised) to a model that lacks it.
     appearance: str = "keep"
+    appearance_learning_rate: float | None = None  # the appearance input's own learning rate (None: learning_rate)
     framing_loss_weight: float = 0.0   # auxiliary loss (train/framing.py, not in the paper): the PCM prefers the
                                        # reference framed like the target; 0 trains the PCM by the diffusion loss alone
     mixed_precision: str = "no"        # "no" | "fp16" | "bf16"
@@ -98,6 +99,10 @@ class TrainConfig:
             bad("reference_shots", self.reference_shots, "must be 'other' or 'any'")
         if self.appearance not in ("keep", "warp"):
             bad("appearance", self.appearance, "must be 'keep' or 'warp'")
+        if self.appearance_learning_rate is not None and not (
+                isinstance(self.appearance_learning_rate, (int, float)) and math.isfinite(self.appearance_learning_rate)
+                and self.appearance_learning_rate > 0):
+            bad("appearance_learning_rate", self.appearance_learning_rate, "must be a positive number")
         if self.optimizer not in ("adamw", "adamw8bit"):
             bad("optimizer", self.optimizer, "must be 'adamw' or 'adamw8bit'")
         for name in ("steps", "batch_size", "frames", "max_refs", "checkpoint_every", "keep_checkpoints", "log_every", "resolution",

@@ -376,7 +376,7 @@ def train(config: TrainConfig, resume: str | None = None, *, max_steps: int | No
     if config.gradient_checkpointing:
         for unet in (network.reference_unet, network.denoising_unet):
             unet.enable_gradient_checkpointing()
-    optimizer = make_optimizer(config, params)
+    optimizer = make_optimizer(config, parameter_groups(config, components, params))
     lr_scheduler = get_scheduler("constant_with_warmup", optimizer, num_warmup_steps=config.warmup_steps)
     model = components["vae"] if config.stage in ("vae", "decoder") else network
     model, optimizer, lr_scheduler = accelerator.prepare(model, optimizer, lr_scheduler)
@@ -541,6 +541,19 @@ def _fixed_item(dataset) -> dict:
     with torch.random.fork_rng():  # train-split references come from torch's RNG: the same sample every time
         torch.manual_seed(0)
         return dataset[0]
+
+
+def parameter_groups(config: TrainConfig, components: dict, params: list) -> list:
+    """The optimizer's parameter groups: everything at ``learning_rate``, the pose guider's appearance input at
+    ``appearance_learning_rate`` when set (a new, zero-initialised path in a trained network)."""
+    guider = components.get("pose_guider")
+    path = getattr(guider, "appearance_in", None)
+    if config.appearance_learning_rate is None or path is None:
+        return params
+    ids = {id(p) for p in path.parameters()}
+    new = [p for p in params if id(p) in ids]
+    rest = [p for p in params if id(p) not in ids]
+    return [{"params": rest}, {"params": new, "lr": config.appearance_learning_rate}] if new else params
 
 
 def make_optimizer(config: TrainConfig, params):
