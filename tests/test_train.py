@@ -369,7 +369,7 @@ def test_the_warp_experiment_continues_from_the_default_with_the_appearance_inpu
     warp = load_config(ROOT / "train" / "configs" / "experiment-warp.yaml")
     boost = load_config(ROOT / "train" / "configs" / "experiment-warp-boost.yaml")
     assert (warp.stage, warp.appearance, warp.init_from) == ("image", "warp", "runs/default-decoder/model")
-    assert boost.init_from == f"{warp.output_dir}/model" and boost.appearance_learning_rate == 10 * boost.learning_rate
+    assert boost.init_from == f"{warp.output_dir}/model" and boost.appearance_learning_rate == pytest.approx(10 * boost.learning_rate)
 
 
 # -- the framing prior (train/framing.py) --------------------------------------------------------
