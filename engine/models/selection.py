@@ -70,21 +70,22 @@ def select_token_indices(
     compensatory tokens: argsort has no gradient, so random extra tokens keep
     the correlation module learning everywhere). ``k >= tokens`` keeps all.
     Sorting the result keeps the original token order, so "keep all" is exactly
-    "append all". With ``tokens_per_reference`` (candidates reference-major), ties are
-    broken by :func:`tie_order`, so no reference is dropped by a tie; without it, as
-    ``torch.topk`` breaks them.
+    "append all". With ``tokens_per_reference`` (candidates reference-major), a row whose
+    scores all tie (an untrained or switched-off PCM) keeps the first ``k`` of :func:`tie_order`,
+    so no reference is dropped by the tie; other ties are broken as ``torch.topk`` breaks them
+    (a full sort by a tie key cost several times a ``topk`` at R = 8).
     """
     if k <= 0:
         raise ValueError(f"top-K must be positive, got {k}")
     total = scores.shape[-1]
     if k >= total:
         return torch.arange(total, device=scores.device).expand(*scores.shape[:-1], total)
-    if tokens_per_reference is None:
-        top = scores.topk(k, dim=-1, sorted=False).indices
-    else:
-        order = tie_order(total, tokens_per_reference).to(scores.device)
-        ranked = scores[..., order].sort(dim=-1, descending=True, stable=True).indices[..., :k]
-        top = order[ranked]
+    top = scores.topk(k, dim=-1, sorted=False).indices
+    if tokens_per_reference is not None:
+        tied = (scores == scores[..., :1]).all(dim=-1, keepdim=True)  # nothing to choose by
+        if tied.any():
+            fair = tie_order(total, tokens_per_reference).to(scores.device)[:k]
+            top = torch.where(tied, fair.expand_as(top), top)
     if compensatory:
         k_comp = min(k, total - k)
         noise = torch.rand(scores.shape, generator=generator, device="cpu").to(scores.device)
