@@ -206,7 +206,7 @@ def test_train_personal_fine_tunes_exports_and_reports_on_held_out_footage(foota
     assert report["before"]["per_case"]["L1"] != report["after"]["per_case"]["L1"]  # the fine-tune changed the model
     assert report["change"]["PSNR"] == pytest.approx(report["after"]["PSNR"] - report["before"]["PSNR"])
     picture = np.asarray(Image.open(report["picture"]))
-    assert picture.shape == (18 + 2 * (32 + 4), (2 + 3 * 4) * 32 + 3 * 6, 3)  # 2 refs | 4 frames x 3, per case
+    assert picture.shape == (18 + 2 * (32 + 4), (2 + 3 * 3) * 32 + 3 * 6, 3)  # 2 refs | 3 of the 4 frames x 3
     assert "PSNR" in (out / "README.md").read_text()
     with pytest.raises(UserError, match="already exists"):  # a finished model is never replaced
         train_personal([], out, settings, dataset=footage)

@@ -42,9 +42,9 @@ def register(subparsers, bench) -> None:
     personal.add_argument("--model", help="model to start from (default: the embedded default)")
     personal.add_argument("--recipe", default="full", choices=["full", "lora"],
                           help="full: stage 1 (both UNets, pose guider, PCM); lora: adapters only (default %(default)s)")
-    personal.add_argument("--steps", type=int, default=200, help="training steps (default %(default)s)")
-    personal.add_argument("--learning-rate", type=float, default=1e-4, help="(default %(default)s)")
-    personal.add_argument("--batch-size", type=int, default=4, help="(default %(default)s)")
+    personal.add_argument("--steps", type=int, default=30, help="training steps (default %(default)s)")
+    personal.add_argument("--learning-rate", type=float, default=3e-4, help="(default %(default)s)")
+    personal.add_argument("--batch-size", type=int, default=2, help="(default %(default)s)")
     personal.add_argument("--lora-rank", type=int, default=8, help="with --recipe lora (default %(default)s)")
     personal.add_argument("--holdout", default="auto", choices=["auto", "file", "tail"],
                           help="what is kept back for the report: the last file, the end of every clip, or "

@@ -45,9 +45,9 @@ class PersonalSettings:
     name: str
     model: str | None = None        # starting model directory (None: the embedded default)
     recipe: str = "full"            # "full": stage 1 (both UNets, pose guider, PCM); "lora": adapters on the attention
-    steps: int = 200
-    learning_rate: float = 1e-4
-    batch_size: int = 4
+    steps: int = 30
+    learning_rate: float = 3e-4
+    batch_size: int = 2
     lora_rank: int = 8
     holdout: str = "auto"           # "file": the last footage file; "tail": the end of every clip; "auto": file if 3+
     holdout_share: float = 0.2      # "tail": the share of each clip's frames kept back
