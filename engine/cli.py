@@ -13,6 +13,7 @@ import importlib
 import logging
 import os
 import sys
+import zipfile
 from importlib.metadata import entry_points
 
 from .errors import UserError
@@ -64,6 +65,8 @@ def quiet_third_party() -> None:
     import warnings
 
     warnings.filterwarnings("ignore")
+    os.environ.setdefault("GLOG_minloglevel", "2")       # mediapipe's C++ start-up lines
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     for name in ("diffusers", "transformers", "accelerate", "huggingface_hub", "torch"):
         logging.getLogger(name).setLevel(logging.ERROR)
     for module in ("diffusers.utils.logging", "transformers.utils.logging"):
@@ -91,6 +94,8 @@ def error_line(exc: BaseException) -> str:
         return "an input file nests too deeply to be read"
     if isinstance(exc, MemoryError):
         return "out of memory; make the job smaller (size, frames or references)"
+    if isinstance(exc, (zipfile.BadZipFile, EOFError)):
+        return f"a damaged or truncated file ({exc or type(exc).__name__}); run with FREEVIEW_DEBUG=1 to see which"
     message = str(exc).strip() or exc.__class__.__name__
     lines = [line.strip() for line in message.splitlines() if line.strip()]
     return lines[0] if isinstance(exc, OSError) else " ".join(lines)
@@ -107,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         _close_progress_bars()
         print("freeview: interrupted", file=sys.stderr)
         return 130
-    except (UserError, ValueError, OSError, RecursionError, MemoryError) as exc:
+    except (UserError, ValueError, OSError, RecursionError, MemoryError, zipfile.BadZipFile, EOFError) as exc:
         if os.environ.get("FREEVIEW_DEBUG"):
             raise
         _close_progress_bars()

@@ -293,3 +293,24 @@ def read_json(path: str | os.PathLike, what: str = "file") -> Any:
     if size > MAX_JSON_BYTES:
         raise UserError(f"{path} is too large ({size / 2**20:.0f} MB; at most {MAX_JSON_BYTES // 2**20} MB)")
     return parse_json(path.read_bytes(), str(path))
+
+
+def load_npz(path: str | os.PathLike) -> dict[str, Any]:
+    """Every array of an ``.npz`` file, never unpickling (``allow_pickle=False``); a missing, truncated or
+    damaged file, or one holding Python objects, is one :class:`UserError` naming the file."""
+    import zipfile
+
+    import numpy as np
+
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except FileNotFoundError:
+        raise UserError(f"{path} not found") from None
+    except (zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise UserError(f"{path} is damaged or truncated (not a readable .npz file: {exc})") from None
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise UserError(f"{path} holds Python objects, not only arrays, and is refused (FreeView never unpickles)") from None
+        raise UserError(f"{path} is not a readable .npz file ({exc})") from None

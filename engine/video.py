@@ -135,15 +135,20 @@ def _check_image_header(source, where: str) -> None:
 
     from PIL import Image
 
-    from .limits import check_image_pixels
+    from .limits import MAX_IMAGE_PIXELS, check_image_pixels
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             with Image.open(source) as image:
                 width, height = image.size
-        except Image.DecompressionBombError:
-            raise UserError(f"{where} has more pixels than this tool reads; make it smaller") from None
+        except Image.DecompressionBombError as exc:  # PIL's own, larger limit, met while reading the header
+            import re
+
+            pixels = re.search(r"\((\d+) pixels\)", str(exc))
+            size = f" ({int(pixels[1]) / 1e6:,.0f} megapixels)" if pixels else ""
+            raise UserError(f"{where} is larger{size} than this tool reads "
+                            f"({MAX_IMAGE_PIXELS // 1_000_000} megapixels); make it smaller") from None
         except Exception:  # noqa: BLE001 - not a format PIL knows: the decoder reports it
             return
     check_image_pixels(width, height, where)
