@@ -11,13 +11,13 @@ import io
 import json
 import math
 import zipfile
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
 
 from engine.animate import AnimateSettings, Reference, load_motion, load_reference, shot_scale
-from engine.camera import CameraTimeline, Cut, Keyframe, camera_at, camera_curves, list_shots, shot_preset
+from engine.camera import CameraTimeline, Cut, Keyframe, camera_at, camera_curves, camera_plan, list_shots, shot_preset
 from engine.errors import UserError
 from engine.files import atomic_path, parse_json
 from engine.poses import BODY, PoseTrack, retarget, track_from_native, track_to_native
@@ -232,7 +232,8 @@ def working_track(project: Project) -> PoseTrack:
 
 # -- camera timeline -----------------------------------------------------------------------------------
 
-POINT_FIELDS = ("frame", "zoom", "pan_x", "pan_y", "yaw", "easing", "shot", "label")
+# every field of a control point, so an edit or a move keeps the ones the studio does not show (framing, ...)
+POINT_FIELDS = tuple(f.name for f in fields(Keyframe))
 
 
 def _points(timeline: CameraTimeline, kind: str) -> tuple[Keyframe, ...]:
@@ -290,7 +291,7 @@ def put_point(project: Project, kind: str, frame: int, values: dict | None = Non
     if not base.get("label"):
         base["label"] = None
     cls = Keyframe if kind == "keyframe" else Cut
-    point = cls(**{name: base[name] for name in POINT_FIELDS})
+    point = cls(**{name: base[name] for name in POINT_FIELDS if name in base})
     new_timeline = _with_points(timeline, kind, rest + [point])  # CameraTimeline validates every field
     new_timeline.check_frames(len(track))
     return replace(project, timeline=new_timeline, selected=(kind, frame), frame=frame)
@@ -307,12 +308,13 @@ def delete_point(project: Project, kind: str, frame: int) -> Project:
 def add_preset(project: Project, name: str, kind: str) -> Project:
     """A shot preset (wide / medium / close-up) as a keyframe or a cut at the scrubber's frame.
 
-    The zoom and pan are resolved now (so the form shows them) and the ``shot`` name is kept.
+    The zoom and pan at this frame are resolved now (so the form shows them) and the ``shot`` name is kept: the
+    camera follows the person with that framing rule (engine.camera's "follow" framing) over the shot.
     """
     track = working_track(project)
     frame = project.frame
     preset = shot_preset(track, frame, name)
-    values = {"zoom": preset.zoom, "pan_x": preset.pan_x, "pan_y": preset.pan_y, "shot": None, "label": name,
+    values = {"zoom": preset.zoom, "pan_x": preset.pan_x, "pan_y": preset.pan_y, "shot": name, "label": name,
               "easing": "ease-in-out" if kind == "keyframe" else "linear"}
     existing = find_point(project.timeline, kind, frame)
     return put_point(project, kind, frame, values, replace_frame=frame if existing is not None else None)
@@ -328,8 +330,19 @@ def timeline_payload(project: Project, strip: str = "", play: dict | None = None
         "selected": {"kind": project.selected[0], "frame": project.selected[1]} if project.selected else None,
         "strip": strip,
         "play": play,
+        "unmet": unmet_frames(project),
     }
     return json.dumps(data, separators=(",", ":"))
+
+
+def unmet_frames(project: Project) -> list[int]:
+    """Frames where a shot preset of the timeline cannot frame the person (the timeline marks them)."""
+    if project.motion is None:
+        return []
+    try:
+        return list(camera_plan(project.timeline, working_track(project)).unmet)
+    except UserError:
+        return []
 
 
 def apply_timeline_payload(project: Project, payload: str) -> Project:

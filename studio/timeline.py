@@ -52,6 +52,9 @@ ${(function () {
     h += '<div class="fv-mark fv-key' + on + '" data-kind="keyframe" data-frame="' + k.frame + '" style="left:' + pct(k.frame)
        + '%" title="keyframe at frame ' + k.frame + '"><span>' + esc(k.label) + '</span></div>';
   });
+  (d.unmet || []).forEach(function (f) {
+    h += '<div class="fv-unmet" style="left:' + pct(f) + '%" title="frame ' + f + ': the shot preset cannot frame the person here (last good framing held)"></div>';
+  });
   h += '<div class="fv-head" style="left:' + pct(d.frame || 0) + '%"><b>' + (d.frame || 0) + '</b></div>';
   h += '</div>';
   if (d.play) {
@@ -86,6 +89,7 @@ CSS_TEMPLATE = r"""
 .fv-cut span { background: #f0465a; color: #fff; top: auto; bottom: -2px; }
 .fv-mark.sel::before { box-shadow: 0 0 0 2px #ffffff; }
 .fv-mark.sel span { outline: 2px solid #ffffff; }
+.fv-unmet { position: absolute; top: 0; height: 6px; width: 3px; margin-left: -1px; background: #ffcc00; pointer-events: none; }
 .fv-head { position: absolute; top: -6px; bottom: -6px; width: 2px; margin-left: -1px; background: #ffffff; z-index: 1;
   pointer-events: none; }
 .fv-head b { position: absolute; bottom: -14px; left: 3px; font-size: 10px; color: #ffffff; }
