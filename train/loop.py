@@ -362,6 +362,7 @@ def train(config: TrainConfig, resume: str | None = None, *, max_steps: int | No
     if max_steps is not None and max_steps < 1:
         raise UserError(f"--max-steps must be at least 1, got {max_steps}")
     config = inherit_from_model(config.validate())  # what the config leaves out: the starting model's
+    resolve_resume(Path(config.output_dir), resume)  # a --resume that is not a checkpoint: refused before any work
     output_dir = Path(config.output_dir)
     accelerator = Accelerator(
         mixed_precision=config.mixed_precision,
