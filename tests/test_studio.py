@@ -534,3 +534,16 @@ def test_curve_plot_draws_yaw_and_correlation_picture_is_labelled():
 
     grid = correlation_picture(photos, correlation)
     assert labelled.shape[0] > grid.shape[0] and labelled.shape[1] > grid.shape[1]  # room for names, frames, scale
+
+
+def test_edits_and_moves_keep_fields_the_studio_does_not_show(project):
+    from engine.camera import FRAMINGS
+
+    other = [f for f in FRAMINGS if f != state.Keyframe(0).framing][0]
+    proj = state.put_point(project, "keyframe", 10, {"zoom": 1.5})
+    locked = replace(proj, timeline=replace(proj.timeline, keyframes=(replace(proj.timeline.keyframes[0], framing=other),)))
+    moved = state.put_point(locked, "keyframe", 20, replace_frame=10)
+    assert moved.timeline.keyframes[0].framing == other and moved.timeline.keyframes[0].zoom == 1.5
+    selected = replace(locked, selected=("keyframe", 10))
+    edited = state.edit_point(selected, "keyframe", {**state.inspector_values(selected), "label": "CU"})
+    assert edited.timeline.keyframes[0].framing == other
