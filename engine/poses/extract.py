@@ -295,16 +295,16 @@ def extract_frames(frames: Iterable[np.ndarray], fps: float, hands: bool = False
     last_ms = -1
     size = None
     follower = None
+    if num_poses > 1:  # made (and its tracker imported) before mediapipe's threads start: importing it beside them can hang
+        from .follow import PersonFollower
+
+        follower = PersonFollower(first.shape[1], first.shape[0], fps, person)
+        if report is not None:
+            report["follow"] = follower.report
     with open_landmarkers("video", hands, face, num_poses, model_paths) as lms:
         for index, rgb in enumerate(frames):
             if size is None:
                 size = rgb.shape[1], rgb.shape[0]
-                if num_poses > 1:
-                    from .follow import PersonFollower
-
-                    follower = PersonFollower(size[0], size[1], fps, person)
-                    if report is not None:
-                        report["follow"] = follower.report
             ms = int(round(next(stamps))) if stamps is not None else int(round(index * 1000.0 / fps))
             ms = max(ms, last_ms + 1)  # mediapipe needs strictly increasing time stamps
             last_ms = ms
