@@ -24,6 +24,7 @@ import json
 import logging
 import shutil
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -228,8 +229,9 @@ def score_model(pipe, cases: list[HeldOutCase], sampling: dict, seed: int = 0, p
     result = {m: float(np.mean(v)) for m, v in per_case.items()}
     if part_error is not None:
         stacked = np.concatenate(part_values)  # (all frames, parts)
-        with np.errstate(all="ignore"):
-            means = np.nanmean(stacked, axis=0) if np.isfinite(stacked).any() else np.full(len(parts), np.nan)
+        with warnings.catch_warnings():  # a part seen in no frame (no face in view): NaN, said as None below
+            warnings.simplefilter("ignore", RuntimeWarning)
+            means = np.nanmean(stacked, axis=0)
         result["delta_e"] = {p: (None if not np.isfinite(v) else float(v)) for p, v in zip(parts, means)}
     else:
         result["delta_e"] = {}
