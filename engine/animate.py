@@ -54,6 +54,8 @@ class AnimateSettings:
     width: int | None = None
     retarget: bool = False
     disable_pcm: bool = False
+    motion_framing: str = "auto"       # "person": one square around the person, as training clips are cropped;
+                                       # "fit": the whole frame letterboxed; "auto": "person" for non-square motions
 
     def check(self, option_names: bool = False) -> "AnimateSettings":
         """Every number in range (:mod:`engine.limits`), before any work; returns self.
@@ -81,7 +83,6 @@ class AnimateSettings:
         if self.scheduler not in ("ddim", "dpmsolver++"):
             raise UserError(f"scheduler must be 'ddim' or 'dpmsolver++', got {self.scheduler!r}")
         return self
-
 
 
 @dataclass
@@ -137,7 +138,8 @@ def load_reference(path: str | os.PathLike, *, pose: np.ndarray | None = None) -
 
             track = extract_image_pose(image)
             if not track.detected[0]:
-                raise UserError(f"no person found in reference photo {path.name}")
+                raise UserError(f"no person found in reference photo {path.name}; for a close-up the pose landmarker "
+                                f"misses, give its pose in {sidecar.name} beside it (see README: close-up references)")
             pose = track.keypoints[0]
     return Reference(image=image, keypoints=np.asarray(pose, np.float32), name=path.stem)
 
@@ -188,10 +190,47 @@ def fit_keypoints(keypoints: np.ndarray, src_w: int, src_h: int, width: int, hei
     return out
 
 
-def target_track(motion: PoseTrack, camera=None, *, frames: int | None = None, retarget_to: Reference | None = None) -> PoseTrack:
-    """The poses the network is driven by: retargeted, seen through the camera, trimmed to ``frames``."""
+MOTION_FRAMINGS = ("auto", "person", "fit")
+
+
+def frame_around_person(track: PoseTrack, margin: float = 1.25, threshold: float = 0.3) -> PoseTrack:
+    """The motion seen through one fixed square around its person, the way ``freeview train prepare`` crops
+    training clips: the box of the seen body joints over all frames (1st to 99th percentile, so one stray joint
+    does not zoom out), ``margin`` times its longer side, kept inside the frame. A portrait video's person then
+    fills the model's square as in training instead of standing small in a letterbox. Keypoints that fall
+    outside the square get confidence 0; a track with no seen joint is returned unchanged."""
+    from .poses.track import BODY as BODY_POINTS
+
+    body = track.keypoints[:, BODY_POINTS]
+    seen = body[..., 2] > threshold
+    if not seen.any():
+        return track
+    w, h = track.width, track.height
+    xs, ys = body[..., 0][seen] * w, body[..., 1][seen] * h
+    x0, x1 = np.percentile(xs, [1, 99])
+    y0, y1 = np.percentile(ys, [1, 99])
+    side = min(max(x1 - x0, y1 - y0) * margin, w, h)
+    side = int(round(min(max(side, min(w, h) // 4, 8), w, h)))
+    left = float(np.clip((x0 + x1) / 2 - side / 2, 0, w - side))
+    top = float(np.clip((y0 + y1) / 2 - side / 2, 0, h - side))
+    kp = np.array(track.keypoints, dtype=np.float32, copy=True)
+    kp[..., 0] = (kp[..., 0] * w - left) / side
+    kp[..., 1] = (kp[..., 1] * h - top) / side
+    outside = (kp[..., 0] < 0) | (kp[..., 0] > 1) | (kp[..., 1] < 0) | (kp[..., 1] > 1)
+    kp[..., 2] = np.where(outside, 0.0, kp[..., 2])
+    return PoseTrack(kp, side, side, track.fps, world=track.world, detected=track.detected)
+
+
+def target_track(motion: PoseTrack, camera=None, *, frames: int | None = None, retarget_to: Reference | None = None,
+                 framing: str = "fit") -> PoseTrack:
+    """The poses the network is driven by: framed (``framing``, :data:`MOTION_FRAMINGS`), retargeted, seen
+    through the camera, trimmed to ``frames``."""
     if frames is not None and frames < 1:
         raise UserError(f"frames must be at least 1, got {frames}")
+    if framing not in MOTION_FRAMINGS:
+        raise UserError(f"motion framing must be one of {', '.join(MOTION_FRAMINGS)}, got {framing!r}")
+    if framing == "person" or (framing == "auto" and motion.width != motion.height):
+        motion = frame_around_person(motion)
     if retarget_to is not None:
         from .poses import retarget
 
@@ -252,7 +291,8 @@ def animate(
     settings = with_model_windows(settings or AnimateSettings(), pipe).check()
     if not references:
         raise UserError("at least one reference photo is needed")
-    target = target_track(motion, camera, frames=settings.frames, retarget_to=references[0] if settings.retarget else None)
+    target = target_track(motion, camera, frames=settings.frames, retarget_to=references[0] if settings.retarget else None,
+                          framing=settings.motion_framing)
     default_h, default_w = pipe.default_resolution
     height, width = settings.height or default_h, settings.width or default_w
     check_memory(pipe, len(target), height, width, len(references), settings.clip_frames)
@@ -292,6 +332,9 @@ def register(subparsers, bench) -> None:
     p.add_argument("--overlap", type=int, help="frames shared by neighbouring clips (default: the model's recommendation, else 4)")
     p.add_argument("--scheduler", default="ddim", choices=["ddim", "dpmsolver++"])
     p.add_argument("--retarget", action="store_true", help="give the motion the first reference's body proportions")
+    p.add_argument("--motion-framing", default="auto", choices=list(MOTION_FRAMINGS),
+                   help="person: crop the motion to a square around the person, as training clips are; fit: the whole "
+                        "frame, letterboxed; auto (default): person when the motion is not square")
     p.add_argument("--frames-dir", help="also write PNG frames here")
     p.add_argument("--preview", help="also write a side-by-side MP4 (pose | result)")
     p.add_argument("--correlation", help="also write the correlation maps as a PNG")
@@ -335,6 +378,7 @@ def _run_animate(args) -> int:
     settings = AnimateSettings(
         steps=args.steps, guidance=args.guidance, seed=args.seed, frames=args.frames, top_k=parse_top_k(args.top_k),
         clip_frames=args.clip_frames, overlap=args.overlap, scheduler=args.scheduler, retarget=args.retarget,
+        motion_framing=args.motion_framing,
     ).check(option_names=True)
     references = [load_reference(p) for p in args.refs]
     motion = load_motion(args.motion, progress=True)
