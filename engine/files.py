@@ -207,13 +207,12 @@ def _merge_into(new: Path, target: Path, replaces: Collection[str]) -> None:
     """Move ``new``'s entries into ``target``, replacing (or, when absent from ``new``, removing) only the
     entries named in ``replaces``; everything else in ``target`` stays."""
     old = Path(tempfile.mkdtemp(prefix=_temporary_prefix(target), suffix=".old", dir=target.parent))
+    replaces = set(replaces) | {entry.name for entry in new.iterdir()}  # what the writer makes now is its own
     try:
         for name in replaces:
             if (target / name).exists() or (target / name).is_symlink():
                 os.replace(target / name, old / name)
         for entry in new.iterdir():
-            if entry.name not in replaces and (target / entry.name).exists():
-                raise UserError(f"{target / entry.name} is in the way of the new {entry.name}; move it and retry")
             os.replace(entry, target / entry.name)
     finally:
         shutil.rmtree(old, ignore_errors=True)
