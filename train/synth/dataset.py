@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import Dataset
 
 from engine.errors import UserError
-from engine.files import atomic_path, write_text_atomic
+from engine.files import atomic_path, load_npz, write_text_atomic
 from engine.poses import render_pose
 
 from .camera import SHOTS
@@ -130,9 +130,8 @@ def save_clip(path: Path, clip) -> None:
 
 
 def load_clip(path: str | Path) -> dict[str, np.ndarray]:
-    """All arrays of one clip file."""
-    with np.load(path, allow_pickle=False) as data:
-        return {key: data[key] for key in data.files}
+    """All arrays of one clip file; a truncated or damaged one is one error naming it."""
+    return load_npz(path)
 
 
 def claim_folder(settings_path: Path, wanted: dict, what: str) -> None:
