@@ -105,6 +105,7 @@ JS_ON_LOAD = r"""
 const ui = window.fvTimeline = window.fvTimeline || { tool: 'keyframe' };
 let drag = null;
 let lastDown = { key: '', time: 0 };
+let pendingSelect = null;  // a marker selection waiting to see whether a second press makes it a double-click
 let playing = null;
 const DOUBLE_MS = 450;
 const data = () => { try { return JSON.parse(props.value || '{}'); } catch (err) { return {}; } };
@@ -256,6 +257,7 @@ element.addEventListener('pointerdown', (e) => {
     // (the selection), so the browser's own dblclick never reaches the new element.
     if (lastDown.key === key && now - lastDown.time < DOUBLE_MS) {
       lastDown = { key: '', time: 0 };
+      clearTimeout(pendingSelect);  // the first press's selection is never sent: one edit, the delete
       drag = null;
       e.preventDefault();
       send({ op: 'delete', kind: mark.dataset.kind, frame: f });
@@ -286,7 +288,10 @@ element.addEventListener('pointerup', () => {
   if (!drag) { return; }
   const d = drag;
   drag = null;
-  send({ op: 'move', kind: d.kind, from: d.from, frame: d.frame }, d.frame);
+  const edit = () => send({ op: 'move', kind: d.kind, from: d.from, frame: d.frame }, d.frame);
+  // A press without a drag selects the marker; it waits out a possible second press, since the server takes
+  // one edit at a time and would drop a delete that arrived while the selection was still being handled.
+  if (d.from === d.frame) { clearTimeout(pendingSelect); pendingSelect = setTimeout(edit, DOUBLE_MS); } else { edit(); }
 });
 """
 

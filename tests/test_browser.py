@@ -179,7 +179,7 @@ def test_inspector_undo_redo_and_double_click_delete(page, running_app, monkeypa
 
     # the inspector shows every field of the demo's "wide" keyframe
     page.locator('#fv-timeline .fv-key[data-frame="0"]').click()
-    page.get_by_text("Editing the keyframe at frame 0").wait_for(timeout=30_000)
+    page.get_by_text("Editing the keyframe at frame 0").first.wait_for(timeout=30_000)
     assert page.locator("#fv-point-easing input").input_value() == "ease-in-out"
     assert page.locator("#fv-point-label textarea, #fv-point-label input").first.input_value() == "wide"
     assert page.locator("#fv-point-shot input").input_value() == "wide"
@@ -214,7 +214,7 @@ def test_inspector_undo_redo_and_double_click_delete(page, running_app, monkeypa
     _wait_markers(page, after_edit1)
     page.keyboard.press("Control+z")
     _wait_markers(page, demo)
-    page.get_by_text("Undid: set keyframe at frame 0").wait_for(timeout=30_000)
+    page.get_by_text("Undid: set keyframe at frame 0").first.wait_for(timeout=30_000)  # the status line and the camera note
     assert _image_src(page, "fv-curves") == curves_demo or _wait_src_change(page, "fv-curves", curves_edit1) == curves_demo
     # redo re-applies: Ctrl+Shift+Z, then the button
     page.keyboard.press("Control+Shift+z")
@@ -244,10 +244,12 @@ def test_inspector_undo_redo_and_double_click_delete(page, running_app, monkeypa
     page.locator("#fv-timeline .fv-play").click()
     page.wait_for_timeout(2000)
     _shot(page, "editor-playing")
-    fps = float(page.locator("#fv-timeline").get_attribute("data-fps") or 0)
+    # the player writes its rate on the component's own element, inside #fv-timeline
+    rate = page.evaluate("() => { const e = document.querySelector('#fv-timeline[data-fps], #fv-timeline [data-fps]');"
+                         " return e ? [Number(e.dataset.fps), e.dataset.drawMs || ''] : [0, '']; }")
+    fps = float(rate[0])
     page.locator("#fv-timeline .fv-play").click()
-    print(f"[studio bench] playback in the browser: {fps:.1f} fps "
-          f"(track at 25 fps; drawing {page.locator('#fv-timeline').get_attribute('data-draw-ms')} ms a frame)")
+    print(f"[studio bench] playback in the browser: {fps:.1f} fps (track at 25 fps; drawing {rate[1]} ms a frame)")
     assert fps > 0 and head.inner_text() != start_frame
 
 
