@@ -200,10 +200,14 @@ def test_inspector_undo_redo_and_double_click_delete(page, running_app, monkeypa
     _shot(page, "editor-inspector-kept")
 
     # edits 2 and 3: keyframes placed with the mouse
+    # each click waits for the server's answer (the curves picture it draws) before the next one: the studio takes
+    # one edit at a time, so a click made while the previous edit is still running would be dropped
     _click_strip(page, 0.25)
     after_edit2 = _wait_changed(page, after_edit1)
+    curves_edit2 = _wait_src_change(page, "fv-curves", curves_edit1)
     _click_strip(page, 0.5)
     after_edit3 = _wait_changed(page, after_edit2)
+    _wait_src_change(page, "fv-curves", curves_edit2)
     assert len(after_edit3) == len(demo) + 2
 
     # Ctrl+Z three times: the demo plan exactly (the curves picture, every frame's zoom/pan/yaw, is the same file)
