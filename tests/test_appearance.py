@@ -9,17 +9,9 @@ import torch
 from engine.models.configs import build_components
 from engine.models.pose_guider import PoseGuider
 from engine.pipeline import FreeViewPipeline
+from tests.test_pipeline import stick_figure
 
 SIZE = 32
-
-
-def stick_figure(shift=0.0):
-    kp = np.zeros((128, 3), np.float32)
-    body = np.array([[.5, .2], [.5, .3], [.4, .3], [.35, .45], [.33, .6], [.6, .3], [.65, .45], [.67, .6],
-                     [.45, .6], [.45, .75], [.45, .9], [.55, .6], [.55, .75], [.55, .9], [.48, .18], [.52, .18], [.46, .19], [.54, .19]])
-    kp[:18, :2] = body + [shift, 0]
-    kp[:18, 2] = 1
-    return kp
 
 
 def perturb(module, seed=1):
