@@ -60,7 +60,8 @@ class AnimateSettings:
     def check(self, option_names: bool = False) -> "AnimateSettings":
         """Every number in range (:mod:`engine.limits`), before any work; returns self.
         ``option_names``: errors name the command-line options (``--steps``) rather than the settings."""
-        from .limits import check_frames, check_guidance, check_int, check_seed, check_side, check_steps
+        from .limits import (MAX_CLIP_FRAMES, check_frames, check_guidance, check_int, check_range, check_seed,
+                             check_side, check_steps)
 
         def name(option: str) -> str:
             return f"--{option}" if option_names else option.replace("-", " ")
@@ -73,9 +74,11 @@ class AnimateSettings:
         if self.frames is not None:
             self.frames = check_frames(self.frames, name("frames"))
         if self.clip_frames is not None:  # None: the model's windows (with_model_windows)
-            self.clip_frames = check_int(self.clip_frames, name("clip-frames"), low=1, high=1024)
+            self.clip_frames = check_int(self.clip_frames, name("clip-frames"), low=1, high=MAX_CLIP_FRAMES)
         if self.overlap is not None:
-            self.overlap = check_int(self.overlap, name("overlap"), low=0, high=(self.clip_frames or 1024) - 1)
+            self.overlap = check_int(self.overlap, name("overlap"), low=0, high=(self.clip_frames or MAX_CLIP_FRAMES) - 1)
+        if self.top_k is not None and self.top_k != "all":
+            self.top_k = check_range(self.top_k, "top_k", name("top-k"))
         if self.height is not None:
             self.height = check_side(self.height, name("height"))
         if self.width is not None:

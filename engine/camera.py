@@ -115,6 +115,11 @@ def _check_point(point: Keyframe, where: str) -> None:
             raise UserError(f"{where}.{name} must be a finite number, got {value}")
     if point.zoom <= 0:
         raise UserError(f"{where}.zoom must be > 0, got {point.zoom}")
+    if point.shot is None:  # a shot preset's values are worked out from the person, not typed
+        from .limits import check_range
+
+        for name in ("zoom", "pan_x", "pan_y", "yaw"):
+            check_range(float(getattr(point, name)), name, f"{where}.{name}")
     if point.easing not in EASINGS:
         raise UserError(f"{where}.easing must be one of {', '.join(EASINGS)}, got {point.easing!r}")
     if point.shot is not None and point.shot not in SHOT_PRESETS:

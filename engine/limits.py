@@ -17,6 +17,23 @@ MAX_SIDE = 8192               # pixels, any output or rendering side (8K video)
 MAX_IMAGE_PIXELS = 100_000_000  # a photo or a project image (100 MP: larger than any camera's)
 MAX_STEPS = 10_000
 MAX_FRAMES = 100_000
+MAX_CLIP_FRAMES = 1024
+
+# The range of every number a user types: the CLI, the camera timeline and the studio (its fields and their
+# help) all check against these. name: (lowest, highest).
+RANGES = {
+    "zoom": (0.1, 20.0),        # times the source frame's height (0.1: ten frames tall, 20: a 5% crop)
+    "pan_x": (-1.0, 1.0),       # source widths the centre of view moves
+    "pan_y": (-1.0, 1.0),       # source heights
+    "yaw": (-180.0, 180.0),     # degrees of orbit
+    "steps": (1, MAX_STEPS),
+    "guidance": (1.0, 100.0),   # 1 turns classifier-free guidance off
+    "top_k": (0.1, 64.0),       # references' worth of tokens kept
+    "clip_frames": (1, MAX_CLIP_FRAMES),
+    "overlap": (0, MAX_CLIP_FRAMES - 1),
+    "seed": (0, MAX_SEED),
+    "side": (1, MAX_SIDE),      # pixels, output width or height
+}
 
 
 def _is_int(value) -> bool:
@@ -51,6 +68,12 @@ def check_float(value, name: str, *, low: float | None = None, high: float | Non
     return value
 
 
+def check_range(value, key: str, name: str | None = None) -> float:
+    """A finite number inside ``RANGES[key]``."""
+    low, high = RANGES[key]
+    return check_float(value, name or key, low=low, high=high)
+
+
 def check_seed(value, name: str = "seed") -> int:
     return check_int(value, name, low=0, high=MAX_SEED)
 
@@ -62,7 +85,7 @@ def check_steps(value, name: str = "steps") -> int:
 def check_guidance(value, name: str = "guidance") -> float:
     """Classifier-free guidance: finite, >= 1 (1 turns it off)."""
     try:
-        return check_float(value, name, low=1.0, high=100.0)
+        return check_range(value, "guidance", name)
     except UserError as exc:
         raise UserError(f"{exc} (1 turns classifier-free guidance off)") from None
 
@@ -77,6 +100,7 @@ def check_gap(value, name: str = "max gap") -> int:
 
 def check_side(value, name: str) -> int:
     return check_int(value, name, low=1, high=MAX_SIDE)
+
 
 
 def check_size(width, height, name: str = "size") -> tuple[int, int]:

@@ -20,6 +20,7 @@ from engine.animate import AnimateSettings, Reference, load_motion, load_referen
 from engine.camera import CameraTimeline, Cut, Keyframe, camera_at, camera_curves, camera_plan, list_shots, shot_preset
 from engine.errors import UserError
 from engine.files import atomic_path, parse_json
+from engine.limits import RANGES as LIMITS
 from engine.poses import BODY, PoseTrack, retarget, track_from_native, track_to_native
 
 PROJECT_FORMAT = "freeview-project"
@@ -390,21 +391,12 @@ def timeline_edit_name(payload: str) -> str:
 
 # -- checked ranges: every number a user types -------------------------------------------------------------
 
-RANGES = {
-    # name: (what the field is called, lowest, highest)
-    "zoom": ("Zoom", 0.1, 20.0),
-    "pan_x": ("Pan x", -1.0, 1.0),
-    "pan_y": ("Pan y", -1.0, 1.0),
-    "yaw": ("Yaw orbit", -180.0, 180.0),
-    "steps": ("Steps", 1, 200),
-    "guidance": ("Guidance", 1.0, 20.0),
-    "top_k": ("Top-K", 0.1, 64.0),
-    "clip_frames": ("Clip length", 1, 64),
-    "overlap": ("Clip overlap", 0, 63),
-    "seed": ("Seed", 0, 2**64 - 1),
-    "width": ("Width", 16, 2048),
-    "height": ("Height", 16, 2048),
-}
+# What each field is called; its range is the engine's own (engine.limits.RANGES), so the studio refuses exactly
+# what the engine would.
+_FIELDS = {"zoom": "Zoom", "pan_x": "Pan x", "pan_y": "Pan y", "yaw": "Yaw orbit", "steps": "Steps",
+           "guidance": "Guidance", "top_k": "Top-K", "clip_frames": "Clip length", "overlap": "Clip overlap",
+           "seed": "Seed", "width": "Width", "height": "Height"}
+RANGES = {name: (label, *LIMITS[{"width": "side", "height": "side"}.get(name, name)]) for name, label in _FIELDS.items()}
 
 
 def range_help(name: str, extra: str = "") -> str:

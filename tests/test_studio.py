@@ -189,11 +189,11 @@ def test_trim_drops_points_beyond(project):
 def test_animate_settings_validation():
     s = state.animate_settings({"steps": 2, "top_k": "all", "height": 16, "width": 32}, 4)
     assert (s.steps, s.top_k, s.height, s.width) == (2, "all", 16, 32)
-    for bad, match in (({"steps": 0}, "^Steps must be between 1 and 200, got 0$"), ({"guidance": 0.5}, "^Guidance"),
+    for bad, match in (({"steps": 0}, "^Steps must be between 1 and 10000, got 0$"), ({"guidance": 0.5}, "^Guidance"),
                        ({"guidance": float("inf")}, "^Guidance must be a finite"), ({"top_k": "many"}, "^Top-K"),
                        ({"height": 18}, "multiple of 4"), ({"clip_frames": 4, "overlap": 4}, "^Clip overlap"),
                        ({"width": -16}, "^Width must be positive"), ({"width": -5}, "^Width must be positive"),
-                       ({"height": 20000}, "^Height must be between 16 and 2048, got 20000$"),
+                       ({"height": 20000}, "^Height must be between 1 and 8192, got 20000$"),
                        ({"seed": 10**30}, "^Seed must be between"), ({"steps": 2.5}, "^Steps must be a whole")):
         with pytest.raises(UserError, match=match):
             state.animate_settings(bad, 4)
@@ -206,6 +206,26 @@ def test_checked_numbers_name_the_field():
         with pytest.raises(UserError, match=match):
             state.check_number("zoom", value)
     assert "0.1 to 20" in state.range_help("zoom")
+
+
+def test_the_studio_checks_the_engines_ranges():
+    """One set of ranges: what a studio field refuses is what the engine refuses, and the reverse."""
+    from engine.animate import AnimateSettings
+    from engine.camera import CameraTimeline
+    from engine.limits import RANGES as LIMITS
+
+    for name, (label, low, high) in state.RANGES.items():
+        assert (low, high) == LIMITS["side" if name in ("width", "height") else name], name
+    for name in ("zoom", "pan_x", "pan_y", "yaw"):
+        low, high = LIMITS[name]
+        assert state.check_number(name, high) == high
+        for outside in (high * 1.5 + 1, low - 1):
+            with pytest.raises(UserError, match=f"^{state.RANGES[name][0]} must be between"):
+                state.check_number(name, outside)
+            with pytest.raises(UserError, match=rf"keyframes\[0\]\.{name} must be"):
+                CameraTimeline.from_json(json.dumps({"version": 2, "keyframes": [{"frame": 0, name: outside}]}))
+    with pytest.raises(UserError, match="^top k must be"):
+        AnimateSettings(top_k=LIMITS["top_k"][1] * 2).check()
 
 
 # -- the edit history ---------------------------------------------------------------------------------------
@@ -515,6 +535,35 @@ def test_playback_data_follows_the_camera(project):
     width = lambda f: play["rect"][f][2] - play["rect"][f][0]  # noqa: E731
     assert width(0) == pytest.approx(3 * width(200), rel=0.01)  # three times the zoom, a third of the view
     json.dumps(play)
+
+
+def test_playback_shows_the_photos_warped_into_each_frame(project):
+    """The player's sprite: one tile per stride frames, the photos' colours where the person stands."""
+    import base64
+
+    import cv2
+
+    from engine.animate import Reference
+    from studio.preview import warp_sprite
+
+    track = state.working_track(project)
+    keypoints = track.keypoints[0]  # a photo of the first frame's pose, the person drawn red on grey
+    height = 200
+    width = round(height * track.width / track.height)
+    photo = np.full((height, width, 3), 30, np.uint8)
+    body = keypoints[:, 2] > 0.3
+    for x, y in keypoints[body, :2] * (width, height):
+        cv2.circle(photo, (int(x), int(y)), 12, (220, 40, 40), -1)
+    assert warp_sprite([], track) is None
+    sprite = warp_sprite([Reference(photo, keypoints, name="red.png")], track, tile_height=48, max_tiles=40)
+    assert sprite["stride"] == int(np.ceil(len(track) / 40)) and sprite["count"] == len(range(0, len(track), sprite["stride"]))
+    sheet = cv2.imdecode(np.frombuffer(base64.b64decode(sprite["url"].split(",", 1)[1]), np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+    assert sheet.shape[1] == sprite["cols"] * sprite["tw"] and sheet.shape[0] >= sprite["th"]
+    tile = sheet[:sprite["th"], :sprite["tw"]].astype(int)
+    red = (tile[..., 0] > 150) & (tile[..., 1] < 110)
+    points = track.keypoints[0][track.keypoints[0][:, 2] > 0.3, :2] * (sprite["tw"], sprite["th"])
+    hits = [red[min(int(y), sprite["th"] - 1), min(int(x), sprite["tw"] - 1)] for x, y in points]
+    assert red.any() and np.mean(hits) > 0.5  # the red person stands where the first frame's joints are
 
 
 def test_curve_plot_draws_yaw_and_correlation_picture_is_labelled():
