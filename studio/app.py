@@ -213,6 +213,25 @@ def strip_for(project: state.Project) -> str:
     return _strip_url(hashlib.sha1(data).hexdigest(), data, track.keypoints.shape, track.width, track.height, track.fps)
 
 
+_SPRITES: dict[str, dict | None] = {}  # the last few sprites, by what they were made from
+
+
+def sprite_for(project: state.Project) -> dict | None:
+    """The player's warped photos for this motion and these photos (made once per change of either)."""
+    if project.motion is None or not project.references:
+        return None
+    digest = hashlib.sha1(state.working_track(project).keypoints.tobytes())
+    for entry in project.references:
+        digest.update(entry.reference.image.tobytes())
+        digest.update(entry.reference.keypoints.tobytes())
+    key = digest.hexdigest()
+    if key not in _SPRITES:
+        while len(_SPRITES) >= 4:
+            _SPRITES.pop(next(iter(_SPRITES)))
+        _SPRITES[key] = preview.warp_sprite([e.reference for e in project.references], state.working_track(project))
+    return _SPRITES[key]
+
+
 def gallery_items(project: state.Project) -> list[tuple[np.ndarray, str]]:
     items = []
     for i, entry in enumerate(project.references):
@@ -261,7 +280,7 @@ def camera_views(project: state.Project, message: str = "") -> tuple:
         what = f"Editing the {kind} at frame {shown['frame']}{rule}. **Set** changes only the fields you edit."
     else:
         what = f"Frame {frame}: no point selected — **Set** adds a keyframe or cut here."
-    play = preview.playback_data(track, project.timeline, curves, seen, shots)
+    play = preview.playback_data(track, project.timeline, curves, seen, shots, sprite=sprite_for(project))
     return (project, state.timeline_payload(project, strip_for(project), play),
             gr.update(maximum=len(track) - 1, value=frame), picture, plot, state.shot_rows(project),
             *(shown[name] for name in INSPECTOR_OUTPUTS), message or what)

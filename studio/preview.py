@@ -100,11 +100,13 @@ def view_rectangle(track: PoseTrack, timeline: CameraTimeline, zoom: float, pan_
 
 
 def playback_data(track: PoseTrack, timeline: CameraTimeline, curves: np.ndarray, seen: PoseTrack,
-                  shots: list[str] | None = None, canvas: tuple[int, int] = (560, 210), threshold: float = 0.3) -> dict:
+                  shots: list[str] | None = None, canvas: tuple[int, int] = (560, 210), threshold: float = 0.3,
+                  sprite: dict | None = None) -> dict:
     """What the timeline's player draws per frame (JSON-ready, coordinates in thousandths, -1 = not visible).
 
     ``source``: the body joints in the source frame; ``rect``: the camera's view there (left, top, right,
-    bottom); ``seen``: the joints as the camera frames them; ``curves``: zoom, pan x, pan y, yaw.
+    bottom); ``seen``: the joints as the camera frames them; ``curves``: zoom, pan x, pan y, yaw; ``sprite``: the
+    photos warped into the source poses (:func:`warp_sprite`), drawn under the skeletons when there are photos.
     """
     def joints(keypoints: np.ndarray) -> list[list[int]]:
         body = keypoints[:, BODY]
@@ -121,7 +123,7 @@ def playback_data(track: PoseTrack, timeline: CameraTimeline, curves: np.ndarray
         "limbs": LIMBS.tolist(), "colors": [f"rgb({r},{g},{b})" for r, g, b in BODY_COLORS[: len(LIMBS)]],
         "source": joints(track.keypoints), "seen": joints(seen.keypoints),
         "rect": np.round(rect * 1000).astype(int).tolist(), "curves": np.round(curves, 3).tolist(),
-        "shots": shots,
+        "shots": shots, "sprite": sprite,
     }
 
 
@@ -290,3 +292,28 @@ def warp_panel(references: list[Reference], seen: PoseTrack, frame: int, size: i
     images, poses = zip(*(fit_to_frame(r.image, r.keypoints, width, height) for r in references))
     composite = ReferenceWarper(list(images), list(poses)).compose(seen.keypoints[frame], height, width)
     return _label(composite.image, "photos warped into this pose", background=(45, 48, 58))
+
+
+def warp_sprite(references: list[Reference], track: PoseTrack, tile_height: int = 72, max_tiles: int = 96) -> dict | None:
+    """The photos warped into the source pose of every ``stride``-th frame, tiled into one JPEG for the timeline's
+    player (JSON-ready; None without photos). The player crops the camera's view out of each tile, so an edit of
+    the camera plan needs no new warp: only new photos or a new motion do."""
+    import math
+
+    from engine.animate import fit_to_frame
+    from engine.warps import ReferenceWarper
+
+    if not references or not len(track):
+        return None
+    th = int(tile_height)
+    tw = max(8, round(th * track.width / track.height))
+    images, poses = zip(*(fit_to_frame(r.image, r.keypoints, tw, th) for r in references))
+    warper = ReferenceWarper(list(images), list(poses))
+    stride = max(1, math.ceil(len(track) / max_tiles))
+    frames = range(0, len(track), stride)
+    cols = max(1, min(len(frames), 4096 // tw))  # a sheet no wider than browsers decode quickly
+    sheet = np.zeros((math.ceil(len(frames) / cols) * th, cols * tw, 3), np.uint8)
+    for i, frame in enumerate(frames):
+        row, col = divmod(i, cols)
+        sheet[row * th:(row + 1) * th, col * tw:(col + 1) * tw] = warper.compose(track.keypoints[frame], th, tw).image
+    return {"url": data_url(sheet, quality=75), "cols": cols, "tw": tw, "th": th, "stride": stride, "count": len(frames)}

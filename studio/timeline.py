@@ -10,7 +10,8 @@ a marker, a double-click deletes it. Each edit sets ``props.value`` to the paylo
 The chosen tool lives in the page (``window.fvTimeline``), not in the component's props, so it
 stays chosen across the server's updates and nothing the server sends (an error included) can
 leave the template without it. "Play" runs the camera plan over the pose track in the browser:
-the payload's ``play`` block (the framed skeleton per frame, see :func:`studio.preview.playback_data`)
+the payload's ``play`` block (the framed skeleton per frame over the photos warped into its pose, see
+:func:`studio.preview.playback_data`)
 is drawn on a canvas at the track's frame rate, with the playhead moving along the strip.
 No front-end build: plain JavaScript in gradio 6's ``html_template`` / ``js_on_load``.
 """
@@ -123,6 +124,31 @@ const send = (edit, frame) => {
   trigger('edit');
 };
 // -- playback: the framed skeleton drawn on a canvas, the playhead moving along the strip --------------
+// The photos warped into the source poses (one tile per stride frames): the source panel shows the tile, the
+// camera panel the camera's view cut out of it (clamped to the tile, so no neighbour's pixels show).
+let sheet = { url: '', image: null };
+const spriteImage = (sprite) => {
+  if (!sprite) { return null; }
+  if (sheet.url !== sprite.url) {
+    sheet = { url: sprite.url, image: new Image() };
+    sheet.image.onload = () => { paintedValue = null; paintStill(); };  // the still frame again, now with photos
+    sheet.image.src = sprite.url;
+  }
+  return sheet.image.complete && sheet.image.naturalWidth ? sheet.image : null;
+};
+const drawTile = (ctx, sprite, image, f, rect, x0, y0, w, h) => {
+  const i = Math.min(Math.floor(f / sprite.stride), sprite.count - 1);
+  const tx = (i % sprite.cols) * sprite.tw, ty = Math.floor(i / sprite.cols) * sprite.th;
+  const [l, t, r, b] = rect.map((v) => v / 1000);  // the part of the source to show, 0..1
+  const cl = Math.max(0, l), ct = Math.max(0, t), cr = Math.min(1, r), cb = Math.min(1, b);
+  if (cr <= cl || cb <= ct) { return; }
+  const sx = w / (r - l), sy = h / (b - t);
+  ctx.globalAlpha = 0.85;
+  ctx.drawImage(image, tx + cl * sprite.tw, ty + ct * sprite.th, (cr - cl) * sprite.tw, (cb - ct) * sprite.th,
+                x0 + (cl - l) * sx, y0 + (ct - t) * sy, (cr - cl) * sx, (cb - ct) * sy);
+  ctx.globalAlpha = 1;
+  element.dataset.photoTiles = String((Number(element.dataset.photoTiles) || 0) + 1);  // for tests: photos drawn
+};
 const draw = (canvas, play, f) => {
   const ctx = canvas.getContext('2d');
   const W = canvas.width, H = canvas.height;
@@ -148,11 +174,16 @@ const draw = (canvas, play, f) => {
       ctx.stroke();
     });
   };
+  const image = spriteImage(play.sprite);
+  const r = play.rect[f];
+  if (image) {
+    drawTile(ctx, play.sprite, image, f, [0, 0, 1000, 1000], sx0, sy0, sw, sh);
+    drawTile(ctx, play.sprite, image, f, r, ox0, oy0, ow, oh);
+  }
   ctx.save();
   ctx.beginPath(); ctx.rect(sx0, sy0, sw, sh); ctx.clip();
   skeleton(play.source[f], sx0, sy0, sw, sh);
   ctx.restore();
-  const r = play.rect[f];
   ctx.strokeStyle = '#ff8a3d';
   ctx.lineWidth = 2;
   ctx.strokeRect(sx0 + r[0] / 1000 * sw, sy0 + r[1] / 1000 * sh, (r[2] - r[0]) / 1000 * sw, (r[3] - r[1]) / 1000 * sh);

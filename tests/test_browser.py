@@ -252,7 +252,10 @@ def test_inspector_undo_redo_and_double_click_delete(page, running_app, monkeypa
     rate = page.evaluate("() => { const e = document.querySelector('#fv-timeline[data-fps], #fv-timeline [data-fps]');"
                          " return e ? [Number(e.dataset.fps), e.dataset.drawMs || ''] : [0, '']; }")
     fps = float(rate[0])
+    tiles = page.evaluate("() => { const e = document.querySelector('#fv-timeline[data-photo-tiles], #fv-timeline "
+                          "[data-photo-tiles]'); return e ? Number(e.dataset.photoTiles) : 0; }")
     page.locator("#fv-timeline .fv-play").click()
+    assert tiles > 0  # the demo's photos, warped into each frame's pose, play under the skeleton
     print(f"[studio bench] playback in the browser: {fps:.1f} fps (track at 25 fps; drawing {rate[1]} ms a frame)")
     assert fps > 0 and head.inner_text() != start_frame
 
