@@ -62,6 +62,36 @@ def test_astronaut_one_person_nose_above_shoulders_in_face(astronaut_pose):
     assert abs(track.world[0, J["l_shoulder"], 0] - track.world[0, J["r_shoulder"], 0]) > 0.1  # metres
 
 
+def test_a_close_up_the_body_landmarker_misses_takes_its_pose_from_the_face(astronaut, astronaut_pose, monkeypatch):
+    """Issue 22: with no body found (simulated: the body landmarker answers "nobody"), the face mesh gives the head,
+    neck and shoulders, the photo is accepted and labelled a close-up; what the mesh sees matches the full run."""
+    from types import SimpleNamespace
+
+    from engine.animate import shot_scale
+    from engine.poses import extract as extract_module
+
+    real_run = extract_module._run
+
+    def body_missed(landmarker, image, timestamp_ms, mode):
+        result = real_run(landmarker, image, timestamp_ms, mode)
+        return SimpleNamespace(pose_landmarks=[], pose_world_landmarks=[]) if hasattr(result, "pose_landmarks") else result
+
+    monkeypatch.setattr(extract_module, "_run", body_missed)
+    track = extract_image_pose(astronaut, hands=True, face=True)
+    assert track.detected[0]
+    kp, full = track.keypoints[0], astronaut_pose.keypoints[0]
+    for name in ("nose", "r_eye", "l_eye"):
+        assert kp[J[name], 2] == 1.0 and np.abs(kp[J[name], :2] - full[J[name], :2]).max() < 0.03, name
+    np.testing.assert_array_equal(kp[FACE], full[FACE])  # the same face mesh
+    neck, right, left = kp[J["neck"]], kp[J["r_shoulder"]], kp[J["l_shoulder"]]
+    assert neck[2] == right[2] == left[2] == 0.5  # worked out, not seen
+    assert kp[FACE][8, 1] < neck[1] < min(right[1], left[1]) + 0.05  # chin above the neck, the neck at shoulder height
+    assert right[0] < kp[J["nose"], 0] < left[0]  # the subject's right shoulder on the photo's left
+    assert abs(neck[1] - full[J["neck"], 1]) < 0.12 and abs((left[0] - right[0]) - (full[J["l_shoulder"], 0] - full[J["r_shoulder"], 0])) < 0.15
+    assert (kp[[J[n] for n in ("r_hip", "l_hip", "r_knee", "r_ankle")], 2] == 0).all()
+    assert shot_scale(kp) == "close-up"
+
+
 def test_no_person_is_flagged_not_a_crash():
     track = extract_image_pose(np.zeros((256, 256, 3), np.uint8), hands=True, face=True)
     assert len(track) == 1 and not track.detected[0] and track.keypoints[..., 2].max() == 0

@@ -46,6 +46,44 @@ def mediapipe_body_to_openpose(pose: np.ndarray) -> np.ndarray:
     return out
 
 
+# Face-mesh points the body keypoints are taken from when the body landmarker finds no one (a close-up photo).
+FACE_MESH_EYES = ((33, 133), (362, 263))  # the subject's right eye (outer, inner corner), left eye (inner, outer)
+FACE_MESH_EARS = (234, 454)               # the subject's right and left side of the face, at the ears
+FACE_MESH_FOREHEAD, FACE_MESH_CHIN = 10, 152
+GUESSED = 0.5  # the confidence of a keypoint worked out from the face's proportions, not seen
+
+
+def body_from_face(mesh: np.ndarray, width: int, height: int) -> np.ndarray:
+    """OpenPose-18 body ``(18, 3)`` from one face mesh ``(478, 4)`` (normalised): nose, eyes and ears from the mesh,
+    neck and shoulders from the face's proportions (the neck about half a face below the chin, the shoulders a
+    face and a bit to each side, confidence :data:`GUESSED`; 0 where they fall outside the photo); the rest unseen."""
+    size = np.array([width, height], np.float32)
+    px = mesh[:, :2] * size
+    body = np.zeros((18, 3), np.float32)
+
+    def put(name: str, xy: np.ndarray, confidence: float) -> None:
+        inside = bool(np.all((xy >= 0) & (xy <= size)))
+        body[BODY_INDEX[name]] = (*(xy / size), confidence if inside else 0.0)
+
+    put("nose", px[FACE_MESH_NOSE_TIP], 1.0)
+    right_eye, left_eye = (px[list(corners)].mean(axis=0) for corners in FACE_MESH_EYES)
+    put("r_eye", right_eye, 1.0)
+    put("l_eye", left_eye, 1.0)
+    put("r_ear", px[FACE_MESH_EARS[0]], GUESSED)
+    put("l_ear", px[FACE_MESH_EARS[1]], GUESSED)
+    face = px[FACE_MESH_CHIN] - px[FACE_MESH_FOREHEAD]
+    length = float(np.linalg.norm(face))
+    across = right_eye - left_eye
+    if length < 1e-6 or np.linalg.norm(across) < 1e-6:
+        return body
+    down, across = face / length, across / np.linalg.norm(across)
+    neck = px[FACE_MESH_CHIN] + 0.45 * length * down
+    put("neck", neck, GUESSED)
+    put("r_shoulder", neck + 0.3 * length * down + 1.1 * length * across, GUESSED)
+    put("l_shoulder", neck + 0.3 * length * down - 1.1 * length * across, GUESSED)
+    return body
+
+
 def face_mesh_to_ibug68(mesh: np.ndarray) -> np.ndarray:
     """``(..., 478, C)`` face mesh -> ``(..., 68, C)`` iBUG points."""
     return mesh[..., FACE_MESH_TO_IBUG68, :]

@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import UserError
 from ..video import is_image_path, probe_video, read_image, read_video
 from .convert import (
-    FACE_MESH_NOSE_TIP, FACE_MESH_TO_IBUG68, MP_LEFT_WRIST, MP_RIGHT_WRIST, assemble_keypoints, assign_hands,
+    FACE_MESH_NOSE_TIP, FACE_MESH_TO_IBUG68, MP_LEFT_WRIST, MP_RIGHT_WRIST, assemble_keypoints, assign_hands, body_from_face,
     landmarks_array, mediapipe_body_to_openpose, pick_person,
 )
 from .geometry import fit_weak_perspective
@@ -128,6 +128,8 @@ def detect_frame(lms: Landmarkers, rgb: np.ndarray, timestamp_ms: int | None, pr
     if not result.pose_landmarks:
         if follower is not None:
             follower.choose(np.zeros((0, 18, 3), np.float32))
+        if lms.mode == "image" and face_result is not None and face_result.face_landmarks:
+            return _face_only(face_result, width, height)  # a close-up the body landmarker misses
         return FramePose(keypoints, world, face_z, False)
 
     people = [landmarks_array(p) for p in result.pose_landmarks]
@@ -168,6 +170,17 @@ def detect_frame(lms: Landmarkers, rgb: np.ndarray, timestamp_ms: int | None, pr
     if right_world is not None:
         world[RIGHT_HAND] = right_world
     return FramePose(keypoints, world, face_z, True)
+
+
+def _face_only(face_result, width: int, height: int) -> FramePose:
+    """The largest face's pose when the body landmarker finds no one: face points from the mesh, head, neck and
+    shoulders from its proportions (:func:`~engine.poses.convert.body_from_face`)."""
+    faces = [landmarks_array(f, with_visibility=False) for f in face_result.face_landmarks]
+    face478 = max(faces, key=lambda f: float(np.ptp(f[:, 0]) * np.ptp(f[:, 1])))
+    keypoints = assemble_keypoints(None, None, None, face478)
+    keypoints[BODY] = body_from_face(face478, width, height)
+    face_z = face478[FACE_MESH_TO_IBUG68, 2] - face478[FACE_MESH_NOSE_TIP, 2]
+    return FramePose(keypoints, np.zeros((NUM_KEYPOINTS, 3), np.float32), face_z, True)
 
 
 def _face_world(keypoints: np.ndarray, world: np.ndarray, face_z: np.ndarray, width: int, height: int) -> None:
