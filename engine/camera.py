@@ -394,8 +394,33 @@ def _ease(u: np.ndarray, easing: np.ndarray) -> np.ndarray:
     return np.select([easing == 0, easing == 1], [u, smooth], default=np.zeros_like(u))
 
 
+_PLANS: dict[tuple, CameraPlan] = {}  # the last few plans: an editor asks for the same one several times per edit
+
+
+def _track_key(track: PoseTrack) -> tuple:
+    import hashlib
+
+    digest = hashlib.sha1(np.ascontiguousarray(track.keypoints).tobytes())
+    if track.detected is not None:
+        digest.update(np.ascontiguousarray(track.detected).tobytes())
+    return digest.hexdigest(), track.width, track.height, float(track.fps)
+
+
 def camera_plan(timeline: CameraTimeline, track: PoseTrack) -> CameraPlan:
-    """Evaluate ``timeline`` on every frame of ``track`` (presets framed from the track's pose)."""
+    """Evaluate ``timeline`` on every frame of ``track`` (presets framed from the track's pose).
+
+    Pure, so the last few plans are kept: asking again for the same timeline on the same poses costs a hash."""
+    key = (timeline, _track_key(track))
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = _evaluate(timeline, track)
+        while len(_PLANS) >= 8:
+            _PLANS.pop(next(iter(_PLANS)))
+        _PLANS[key] = plan
+    return CameraPlan(plan.curves.copy(), list(plan.names), plan.unmet)  # callers may change what they get
+
+
+def _evaluate(timeline: CameraTimeline, track: PoseTrack) -> CameraPlan:
     timeline.check_frames(len(track))
     n = len(track)
     points = _control_points(timeline)

@@ -213,23 +213,40 @@ def strip_for(project: state.Project) -> str:
     return _strip_url(hashlib.sha1(data).hexdigest(), data, track.keypoints.shape, track.width, track.height, track.fps)
 
 
-_SPRITES: dict[str, dict | None] = {}  # the last few sprites, by what they were made from
+_WARPS: dict[tuple, object] = {}  # the last few warps of the photos (player sprites, panel warpers), by their inputs
+
+
+def _photos_digest(project: state.Project, *more: bytes) -> str:
+    digest = hashlib.sha1(b"".join(more))
+    for entry in project.references:
+        digest.update(entry.reference.image.tobytes())
+        digest.update(entry.reference.keypoints.tobytes())
+    return digest.hexdigest()
+
+
+def _kept(key: tuple, make):
+    if key not in _WARPS:
+        while len(_WARPS) >= 8:
+            _WARPS.pop(next(iter(_WARPS)))
+        _WARPS[key] = make()
+    return _WARPS[key]
 
 
 def sprite_for(project: state.Project) -> dict | None:
     """The player's warped photos for this motion and these photos (made once per change of either)."""
     if project.motion is None or not project.references:
         return None
-    digest = hashlib.sha1(state.working_track(project).keypoints.tobytes())
-    for entry in project.references:
-        digest.update(entry.reference.image.tobytes())
-        digest.update(entry.reference.keypoints.tobytes())
-    key = digest.hexdigest()
-    if key not in _SPRITES:
-        while len(_SPRITES) >= 4:
-            _SPRITES.pop(next(iter(_SPRITES)))
-        _SPRITES[key] = preview.warp_sprite([e.reference for e in project.references], state.working_track(project))
-    return _SPRITES[key]
+    track = state.working_track(project)
+    return _kept(("sprite", _photos_digest(project, track.keypoints.tobytes())),
+                 lambda: preview.warp_sprite([e.reference for e in project.references], track))
+
+
+def panel_warper_for(project: state.Project, seen) -> object | None:
+    """The camera preview's warper for these photos at this output size (made once per change of either)."""
+    if not project.references:
+        return None
+    return _kept(("panel", _photos_digest(project), seen.width, seen.height),
+                 lambda: preview.panel_warper([e.reference for e in project.references], seen))
 
 
 def gallery_items(project: state.Project) -> list[tuple[np.ndarray, str]]:
@@ -268,7 +285,8 @@ def camera_views(project: state.Project, message: str = "") -> tuple:
     seen = apply_camera(track, project.timeline)
     frame = min(project.frame, len(track) - 1)
     picture = preview.camera_preview(track, project.timeline, frame, curves=curves, seen=seen)
-    warped = preview.warp_panel([e.reference for e in project.references], seen, frame)
+    warped = preview.warp_panel([e.reference for e in project.references], seen, frame,
+                                warper=panel_warper_for(project, seen))
     if warped is not None:
         picture = preview.beside(picture, warped)
     plot = preview.curve_plot(curves, [c.frame for c in project.timeline.cuts],

@@ -280,18 +280,33 @@ def beside(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return np.concatenate([left, gap, scaled], axis=1)
 
 
-def warp_panel(references: list[Reference], seen: PoseTrack, frame: int, size: int = 320) -> np.ndarray | None:
-    """The reference photos warped into the camera's view of ``frame`` (engine.warps: what the network is given
-    to copy from), labelled; None without photos."""
+def panel_warper(references: list[Reference], seen: PoseTrack, size: int = 320):
+    """The warper :func:`warp_panel` uses for these photos at this view's size (worth keeping while only the camera
+    plan changes); None without photos."""
     from engine.animate import fit_to_frame
     from engine.warps import ReferenceWarper
 
     if not references:
         return None
-    width, height = _fit_size(seen.width, seen.height, size)
+    width, height = _fit_size(seen.width, seen.height, size // 2)
     images, poses = zip(*(fit_to_frame(r.image, r.keypoints, width, height) for r in references))
-    composite = ReferenceWarper(list(images), list(poses)).compose(seen.keypoints[frame], height, width)
-    return _label(composite.image, "photos warped into this pose", background=(45, 48, 58))
+    return ReferenceWarper(list(images), list(poses))
+
+
+def warp_panel(references: list[Reference], seen: PoseTrack, frame: int, size: int = 320, warper=None) -> np.ndarray | None:
+    """The reference photos warped into the camera's view of ``frame`` (engine.warps: what the network is given
+    to copy from), labelled; None without photos. Composed at half the panel's size (a preview, redrawn on every
+    edit) and shown at full size; ``warper``: :func:`panel_warper`'s, when the caller keeps one."""
+    import cv2
+
+    warper = warper or panel_warper(references, seen, size)
+    if warper is None:
+        return None
+    width, height = _fit_size(seen.width, seen.height, size // 2)
+    composite = warper.compose(seen.keypoints[frame], height, width).image
+    full_w, full_h = _fit_size(seen.width, seen.height, size)
+    composite = cv2.resize(composite, (full_w, full_h), interpolation=cv2.INTER_LINEAR)
+    return _label(composite, "photos warped into this pose", background=(45, 48, 58))
 
 
 def warp_sprite(references: list[Reference], track: PoseTrack, tile_height: int = 72, max_tiles: int = 96) -> dict | None:
