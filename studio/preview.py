@@ -309,7 +309,7 @@ def warp_panel(references: list[Reference], seen: PoseTrack, frame: int, size: i
     return _label(composite, "photos warped into this pose", background=(45, 48, 58))
 
 
-def warp_sprite(references: list[Reference], track: PoseTrack, tile_height: int = 72, max_tiles: int = 96) -> dict | None:
+def warp_sprite(references: list[Reference], track: PoseTrack, tile_height: int = 96, max_tiles: int = 64) -> dict | None:
     """The photos warped into the source pose of every ``stride``-th frame, tiled into one JPEG for the timeline's
     player (JSON-ready; None without photos). The player crops the camera's view out of each tile, so an edit of
     the camera plan needs no new warp: only new photos or a new motion do."""
