@@ -286,6 +286,102 @@ def test_two_processes_see_different_data_and_write_one_checkpoint(dataset, tmp_
     assert len(sums[0]) == 2 and sums[0] == pytest.approx(sums[1], rel=1e-9, abs=1e-9)
 
 
+FSDP_CONFIG = """\
+distributed_type: FSDP
+num_machines: 1
+num_processes: 2
+mixed_precision: 'no'
+fsdp_config:
+  fsdp_version: 2
+  fsdp_auto_wrap_policy: TRANSFORMER_BASED_WRAP
+  fsdp_transformer_layer_cls_to_wrap: BasicTransformerBlock
+  fsdp_state_dict_type: SHARDED_STATE_DICT
+  fsdp_cpu_ram_efficient_loading: false
+"""
+
+
+def _model_weights(model_dir: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return {(f.parent.name, k): v for f in sorted(model_dir.glob("*/*.safetensors")) for k, v in load_file(f).items()}
+
+
+@pytest.mark.slow
+def test_fsdp_on_two_processes_trains_saves_resumes_and_exports_the_full_model(dataset, tmp_path):
+    """The README's FSDP config (fsdp_version 2, BasicTransformerBlock wrapping, sharded state) on two gloo
+    processes: a 3-step run, and a run resumed from its step-2 checkpoint, export the same model, equal to the
+    one a single process exports from the sharded step-3 state."""
+    import socket
+
+    import torch.distributed.checkpoint as dcp
+
+    from engine.models.network import FreeViewNetwork
+    from train.loop import export_model, load_components
+
+    (tmp_path / "fsdp.yaml").write_text(FSDP_CONFIG)
+    accelerate = Path(sys.executable).with_name("accelerate")
+
+    def launch(name, *extra):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(config_to_yaml(tiny(dataset, tmp_path / name, steps=3, checkpoint_every=2)))
+        result = subprocess.run(
+            [str(accelerate), "launch", "--config_file", str(tmp_path / "fsdp.yaml"), "--main_process_port", str(port),
+             "-m", "tests.fsdp_on_cpu", "run", "--config", str(path), *extra],
+            cwd=ROOT, env={**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1",
+                           "FREEVIEW_TRAIN_TRACE": str(tmp_path / f"{name}.trace")},
+            capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+        return {r: [json.loads(line) for line in Path(f"{tmp_path / name}.trace.rank{r}").read_text().splitlines()]
+                for r in (0, 1)}
+
+    straight = launch("straight")
+    step_2 = tmp_path / "straight" / "checkpoints" / "step-0000002"
+    resumed = launch("resumed", "--resume", str(step_2))
+    seen = {r: [x["step"] for x in straight[r]] + [x["step"] for x in resumed[r]] for r in (0, 1)}
+    assert seen[0] == seen[1] == [0, 1, 2, 2]  # both ranks train; the resumed run starts at step 2
+    assert straight[0][0]["indices"] != straight[1][0]["indices"]
+    step_3 = tmp_path / "straight" / "checkpoints" / "step-0000003"
+    assert len(list((step_3 / "state" / "pytorch_model_fsdp_0").glob("*.distcp"))) == 2  # sharded: a file per rank
+
+    losses = {name: {int(r["step"]): r["loss"] for r in csv.DictReader((tmp_path / name / "log.csv").open())}
+              for name in ("straight", "resumed")}
+    assert losses["resumed"] == {3: losses["straight"][3]}  # resumed exactly
+
+    exported = _model_weights(tmp_path / "straight" / "model")
+    for name in ("resumed/model", "straight/checkpoints/step-0000003/model"):
+        weights = _model_weights(tmp_path / name)
+        assert weights.keys() == exported.keys(), name
+        assert all(torch.equal(weights[k], exported[k]) for k in exported), name
+
+    # one process, no FSDP: the step-3 shards loaded into the plain model, exported as a single-process run would
+    config = load_config(step_3 / "config.yaml")
+    components = load_components(config)
+    network = FreeViewNetwork(components["reference_unet"], components["denoising_unet"], components["pose_guider"], components["pcm"])
+    state = {f"model.{k}": v for k, v in network.state_dict().items()}
+    dcp.load(state, checkpoint_id=str(step_3 / "state" / "pytorch_model_fsdp_0"))
+    export_model(components, tmp_path / "single")
+    single = _model_weights(tmp_path / "single")
+    assert single.keys() == exported.keys()
+    assert all(torch.equal(single[k], exported[k]) for k in exported)
+    before = _model_weights(tmp_path / "straight" / "checkpoints" / "step-0000002" / "model")  # it trained
+    assert not all(torch.equal(before[k], exported[k]) for k in exported if k[0] == "denoising_unet")
+
+
+
+@pytest.mark.parametrize("overrides, version, message", [
+    ({}, 1, "fsdp_version 1"), ({"stage": "vae"}, 2, "stage vae"), ({"ema_decay": 0.99}, 2, "ema_decay"),
+    ({"lora_rank": 4}, 2, "lora_rank"),
+])
+def test_what_fsdp_does_not_shard_is_one_clear_error(tmp_path, overrides, version, message):
+    from train.loop import check_fsdp
+
+    check_fsdp(tiny(tmp_path, tmp_path), 2)
+    with pytest.raises(UserError, match=message):
+        check_fsdp(tiny(tmp_path, tmp_path, **overrides), version)
+
 def test_min_snr_weights_only_lower_the_easy_timesteps():
     from diffusers import DDIMScheduler
 

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
-from accelerate.utils import DistributedDataParallelKwargs
+from accelerate.utils import DistributedDataParallelKwargs, DistributedType, broadcast_object_list
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 from einops import rearrange
@@ -164,6 +164,16 @@ def average_gradients(accelerator: Accelerator, params: list[torch.nn.Parameter]
     flat = accelerator.reduce(flat, reduction="mean")
     for p, grad in zip(params, flat.split([p.numel() for p in params])):
         p.grad = grad.view_as(p).clone()
+
+
+def zero_missing_gradients(params: list[torch.nn.Parameter]) -> None:
+    """FSDP: a zero gradient for each parameter that got none this step (the reference UNet's layers after its
+    last read one, or all of it when the references are dropped), as sharded data parallelism treats them anyway,
+    so that every parameter has optimizer state: a sharded checkpoint lacking some cannot be resumed (torch's
+    distributed checkpoint loads the optimizer state of every parameter)."""
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
 
 
 def batch_for_step(dataset, config: TrainConfig, rank: int, step: int) -> dict:
@@ -332,24 +342,75 @@ def export_model(components: dict, directory: Path) -> None:
         pipe.save_pretrained(directory, safe_serialization=True)
 
 
-def save_checkpoint(accelerator: Accelerator, config: TrainConfig, components: dict, step: int) -> Path:
-    """Accelerate state + a loadable model, written to a temporary folder and renamed when complete."""
+def check_fsdp(config: TrainConfig, version: int) -> None:
+    """What FSDP trains here: the animation network of stages 1 and 2 (sharded), full fine-tuning, no EMA,
+    FSDP2 (``fsdp_version: 2``)."""
+    if version != 2:
+        raise UserError(f"FSDP: fsdp_version {version} is not supported; set fsdp_version: 2 in the accelerate config")
+    if config.stage not in ("image", "temporal"):
+        raise UserError(f"FSDP: stage {config.stage} trains the autoencoder through its own encode/decode, outside "
+                        "the sharded forward pass; train it with DDP (accelerate launch --multi_gpu)")
+    for key in ("lora_rank", "ema_decay"):
+        if getattr(config, key) is not None:
+            raise UserError(f"FSDP: {key} is not supported with sharded parameters; unset it or train with DDP "
+                            "(accelerate launch --multi_gpu)")
+
+
+def keep_reference_gathered(network: FreeViewNetwork) -> None:
+    """FSDP2 re-gathers a resharded layer's parameters for backward when the gradient reaches its outputs; the
+    reference UNet's hidden states are read by the denoising UNet from inside its layers, so backward reaches them
+    there: its layers keep their parameters gathered from forward to backward (the denoising UNet's reshard)."""
+    from torch.distributed.fsdp import FSDPModule
+
+    for module in network.reference_unet.modules():
+        if isinstance(module, FSDPModule):
+            module.set_reshard_after_forward(False, recurse=False)
+
+
+def full_components(accelerator: Accelerator, model, components: dict) -> dict | None:
+    """``components`` holding the full trained weights, for export. Without FSDP: ``components`` themselves.
+    With FSDP the model's parameters are shards: their full state is gathered (every rank must call this) and
+    the main process gets plain copies of the model's modules loaded with it, the other ranks None."""
+    if accelerator.distributed_type != DistributedType.FSDP:
+        return components
+    state = accelerator.get_state_dict(model)
+    if not accelerator.is_main_process:
+        return None
+    parts = dict(components)
+    for name, module in accelerator.unwrap_model(model).named_children():
+        with torch.device("meta"):
+            plain = type(module).from_config(module.config)
+        plain.load_state_dict({k.removeprefix(f"{name}."): v for k, v in state.items() if k.startswith(f"{name}.")},
+                              assign=True)
+        parts[name] = plain
+    return parts
+
+
+def save_checkpoint(accelerator: Accelerator, config: TrainConfig, model, components: dict, step: int) -> Path:
+    """Accelerate state + a loadable model, written to a temporary folder and renamed when complete.
+    Every rank calls it (with FSDP each writes its shards of the state); the main process writes the rest."""
     output_dir = Path(config.output_dir)
     final = output_dir / "checkpoints" / f"step-{step:07d}"
+    main = accelerator.is_main_process
     try:
-        with atomic_dir(final) as tmp:
+        with atomic_dir(final) if main else contextlib.nullcontext() as tmp:
+            tmp = broadcast_object_list([tmp])[0]  # the main process's temporary folder
             accelerator.save_state(str(tmp / "state"))
-            export_model(components, tmp / "model")
-            (tmp / "config.yaml").write_text(config_to_yaml(config))
-            (tmp / "COMPLETE").write_text(f"{step}\n")
+            parts = full_components(accelerator, model, components)
+            if main:
+                export_model(parts, tmp / "model")
+                (tmp / "config.yaml").write_text(config_to_yaml(config))
+                (tmp / "COMPLETE").write_text(f"{step}\n")
+            accelerator.wait_for_everyone()  # every rank's shards are written before the folder is renamed
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise UserError(f"no space left on the disk while writing checkpoint step {step} in {final.parent}; "
                             "the half-written one was removed and earlier checkpoints are intact. Free some space "
                             "(or lower keep_checkpoints) and resume with --resume latest") from None
         raise
-    for old in checkpoints(output_dir)[: -config.keep_checkpoints]:
-        shutil.rmtree(old, ignore_errors=True)
+    if main:
+        for old in checkpoints(output_dir)[: -config.keep_checkpoints]:
+            shutil.rmtree(old, ignore_errors=True)
     return final
 
 
@@ -369,6 +430,9 @@ def train(config: TrainConfig, resume: str | None = None, *, max_steps: int | No
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
     rank = accelerator.process_index
+    sharded = accelerator.distributed_type == DistributedType.FSDP
+    if sharded:
+        check_fsdp(config, accelerator.state.fsdp_plugin.fsdp_version)
     components = load_components(config)
     network = FreeViewNetwork(components["reference_unet"], components["denoising_unet"], components["pose_guider"], components["pcm"])
     params = trainable_parameters(config, components, network)
@@ -381,6 +445,9 @@ def train(config: TrainConfig, resume: str | None = None, *, max_steps: int | No
     lr_scheduler = get_scheduler("constant_with_warmup", optimizer, num_warmup_steps=config.warmup_steps)
     model = components["vae"] if config.stage in ("vae", "decoder") else network
     model, optimizer, lr_scheduler = accelerator.prepare(model, optimizer, lr_scheduler)
+    if sharded:  # the optimizer now holds the model's shards
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        keep_reference_gathered(network)
     ema = EMAModel(params, decay=config.ema_decay) if config.ema_decay else None
     if ema is not None:
         accelerator.register_for_checkpointing(ema)
@@ -432,6 +499,8 @@ def train(config: TrainConfig, resume: str | None = None, *, max_steps: int | No
             accelerator.backward(loss)
             if accelerator.sync_gradients:
                 average_gradients(accelerator, outside_ddp)
+                if sharded:
+                    zero_missing_gradients(params)
                 accelerator.clip_grad_norm_(params, config.max_grad_norm)
             optimizer.step()
             lr_scheduler.step()
@@ -456,15 +525,17 @@ def train(config: TrainConfig, resume: str | None = None, *, max_steps: int | No
             model.train()
         if step % config.checkpoint_every == 0 or step == config.steps:
             accelerator.wait_for_everyone()
+            if config.stage == "vae" and accelerator.is_main_process:
+                calibrate_latent_scale(components["vae"], dataset, config)
+            saved = save_checkpoint(accelerator, config, model, components, step)
             if accelerator.is_main_process:
-                if config.stage == "vae":
-                    calibrate_latent_scale(components["vae"], dataset, config)
-                bar.write(f"step {step}: checkpoint {save_checkpoint(accelerator, config, components, step)}")
-            accelerator.wait_for_everyone()
-    if step == config.steps and accelerator.is_main_process:
+                bar.write(f"step {step}: checkpoint {saved}")
+    if step == config.steps:
         with ema_weights(ema, params):
-            with atomic_dir(output_dir / "model") as tmp:
-                export_model(components, tmp)
+            parts = full_components(accelerator, model, components)
+            if accelerator.is_main_process:
+                with atomic_dir(output_dir / "model") as tmp:
+                    export_model(parts, tmp)
     bar.close()
     elapsed = time.perf_counter() - started
     if board is not None:

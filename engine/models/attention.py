@@ -4,7 +4,7 @@ Installed through diffusers' ``set_attn_processor``. Per-call data travels in
 ``cross_attention_kwargs={"reference": ...}``:
 
 * reference UNet, spatial ``attn1``: *writes* its (already normalised) input
-  hidden states into the dict under the layer name;
+  hidden states into a :class:`CapturedTokens` under the layer name;
 * denoising UNet, spatial ``attn1``: *reads* ``reference[layer]`` — the selected
   tokens, ``(batch * frames, k, channels)`` — and appends them to its keys/values;
 * every other attention: plain attention. All share one signature so diffusers
@@ -28,6 +28,18 @@ def layer_name(processor_name: str) -> str:
     return processor_name.removesuffix(".processor")
 
 
+class CapturedTokens:
+    """Where the reference UNet's spatial attentions write their input hidden states, by layer name.
+    Not a dict: wrappers that rebuild the containers in their inputs (FSDP's hooks on wrapped blocks copy the
+    dicts and lists in their kwargs) pass an object like this one on as it is, so the writes reach the caller."""
+
+    def __init__(self):
+        self.tokens: dict[str, torch.Tensor] = {}
+
+    def __setitem__(self, layer: str, hidden_states: torch.Tensor) -> None:
+        self.tokens[layer] = hidden_states
+
+
 class ReferenceAttnProcessor:
     """Scaled-dot-product attention that writes or reads reference tokens (see module docstring)."""
 
@@ -46,7 +58,7 @@ class ReferenceAttnProcessor:
         encoder_hidden_states: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         temb: torch.Tensor | None = None,
-        reference: dict[str, torch.Tensor] | None = None,
+        reference: CapturedTokens | dict[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         if reference is not None:
             if self.mode == WRITE:

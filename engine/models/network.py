@@ -22,7 +22,7 @@ from einops import rearrange
 from torch import nn
 from torch.nn import functional as F
 
-from .attention import READ, WRITE, install_reference_processors
+from .attention import READ, WRITE, CapturedTokens, install_reference_processors
 from .motion import apply_motion_norm
 from .selection import gather_tokens, select_token_indices, tokens_per_layer_k
 
@@ -108,7 +108,7 @@ class FreeViewNetwork(nn.Module):
             raise ValueError(
                 f"got {refs} reference latents but {image_embeds.shape[1]} image embeddings and {poses.shape[1]} reference poses"
             )
-        captured: dict[str, torch.Tensor] = {}
+        captured = CapturedTokens()
         timestep = torch.zeros(batch * refs, device=latents.device, dtype=torch.long)
         self.reference_unet(
             rearrange(latents, "b r c h w -> (b r) c h w"),
@@ -118,7 +118,7 @@ class FreeViewNetwork(nn.Module):
         )
         tokens, shapes = {}, {}
         for layer in self.reference_layers:
-            hidden = captured[layer]
+            hidden = captured.tokens[layer]
             scale = math.sqrt(height * width / hidden.shape[1])
             shapes[layer] = (round(height / scale), round(width / scale))
             tokens[layer] = rearrange(hidden, "(b r) n c -> b r n c", b=batch)
