@@ -135,8 +135,10 @@ def bench_browser(play_seconds: float = 3.0, clicks: int = 5) -> dict | str:
                     timings.append((time.perf_counter() - start) * 1000)
                 page.locator("#fv-timeline .fv-play").click()
                 page.wait_for_timeout(int(play_seconds * 1000))
-                element = page.locator("#fv-timeline")
-                fps, draw_ms = float(element.get_attribute("data-fps") or 0), float(element.get_attribute("data-draw-ms") or 0)
+                # the player writes its rate on the component's own element, inside #fv-timeline
+                fps, draw_ms = page.evaluate(
+                    "() => { const e = document.querySelector('#fv-timeline[data-fps], #fv-timeline [data-fps]');"
+                    " return e ? [Number(e.dataset.fps), Number(e.dataset.drawMs || 0)] : [0, 0]; }")
                 page.locator("#fv-timeline .fv-play").click()
                 browser.close()
         finally:
