@@ -102,7 +102,6 @@ def check_side(value, name: str) -> int:
     return check_int(value, name, low=1, high=MAX_SIDE)
 
 
-
 def check_size(width, height, name: str = "size") -> tuple[int, int]:
     """A frame size: both sides whole numbers in 1..MAX_SIDE."""
     return check_side(width, f"{name} width"), check_side(height, f"{name} height")
