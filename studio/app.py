@@ -216,8 +216,9 @@ def strip_for(project: state.Project) -> str:
 _WARPS: dict[tuple, object] = {}  # the last few warps of the photos (player sprites, panel warpers), by their inputs
 
 
-def _photos_digest(project: state.Project, *more: bytes) -> str:
-    digest = hashlib.sha1(b"".join(more))
+def _photos_digest(project: state.Project) -> str:
+    """What the photos' warps are made from (their pixels and poses), as one key; hashed once per view."""
+    digest = hashlib.sha1()
     for entry in project.references:
         digest.update(entry.reference.image.tobytes())
         digest.update(entry.reference.keypoints.tobytes())
@@ -232,20 +233,21 @@ def _kept(key: tuple, make):
     return _WARPS[key]
 
 
-def sprite_for(project: state.Project) -> dict | None:
-    """The player's warped photos for this motion and these photos (made once per change of either)."""
+def sprite_for(project: state.Project, photos: str) -> dict | None:
+    """The player's warped photos for this motion and these photos (``photos``: their digest; made once per change
+    of either)."""
     if project.motion is None or not project.references:
         return None
     track = state.working_track(project)
-    return _kept(("sprite", _photos_digest(project, track.keypoints.tobytes())),
+    return _kept(("sprite", photos, hashlib.sha1(track.keypoints.tobytes()).hexdigest()),
                  lambda: preview.warp_sprite([e.reference for e in project.references], track))
 
 
-def panel_warper_for(project: state.Project, seen) -> object | None:
+def panel_warper_for(project: state.Project, seen, photos: str) -> object | None:
     """The camera preview's warper for these photos at this output size (made once per change of either)."""
     if not project.references:
         return None
-    return _kept(("panel", _photos_digest(project), seen.width, seen.height),
+    return _kept(("panel", photos, seen.width, seen.height),
                  lambda: preview.panel_warper([e.reference for e in project.references], seen))
 
 
@@ -285,8 +287,9 @@ def camera_views(project: state.Project, message: str = "") -> tuple:
     seen = apply_camera(track, project.timeline)
     frame = min(project.frame, len(track) - 1)
     picture = preview.camera_preview(track, project.timeline, frame, curves=curves, seen=seen)
+    photos = _photos_digest(project) if project.references else ""
     warped = preview.warp_panel([e.reference for e in project.references], seen, frame,
-                                warper=panel_warper_for(project, seen))
+                                warper=panel_warper_for(project, seen, photos))
     if warped is not None:
         picture = preview.beside(picture, warped)
     plot = preview.curve_plot(curves, [c.frame for c in project.timeline.cuts],
@@ -298,7 +301,7 @@ def camera_views(project: state.Project, message: str = "") -> tuple:
         what = f"Editing the {kind} at frame {shown['frame']}{rule}. **Set** changes only the fields you edit."
     else:
         what = f"Frame {frame}: no point selected — **Set** adds a keyframe or cut here."
-    play = preview.playback_data(track, project.timeline, curves, seen, shots, sprite=sprite_for(project))
+    play = preview.playback_data(track, project.timeline, curves, seen, shots, sprite=sprite_for(project, photos))
     return (project, state.timeline_payload(project, strip_for(project), play),
             gr.update(maximum=len(track) - 1, value=frame), picture, plot, state.shot_rows(project),
             *(shown[name] for name in INSPECTOR_OUTPUTS), message or what)
