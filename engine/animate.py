@@ -147,8 +147,10 @@ def load_reference(path: str | os.PathLike, *, pose: np.ndarray | None = None) -
     return Reference(image=image, keypoints=np.asarray(pose, np.float32), name=path.stem)
 
 
-def load_motion(path: str | os.PathLike, *, progress: bool | Callable[[int], None] = False) -> PoseTrack:
-    """A driving motion from a video (poses extracted, gaps filled) or a pose file."""
+def load_motion(path: str | os.PathLike, *, progress: bool | Callable[[int], None] = False,
+                person: int | None = None, report: dict | None = None) -> PoseTrack:
+    """A driving motion from a video (poses extracted, gaps filled) or a pose file. ``person`` / ``report``: in a
+    video with several people, who is followed and what was seen (:func:`~engine.poses.extract_poses`)."""
     from .poses import extract_poses, fill_gaps, load_pose_file
     from .video import is_image_path
 
@@ -159,12 +161,12 @@ def load_motion(path: str | os.PathLike, *, progress: bool | Callable[[int], Non
         return load_pose_file(path)
     if is_image_path(path):
         raise UserError(f"motion {path.name} is a single image; give a video or a pose file")
-    track = extract_poses(path, hands=True, face=True, progress=progress)
+    track = extract_poses(path, hands=True, face=True, progress=progress, person=person, report=report)
     if not track.detected.any():
         raise UserError(f"no person found in any frame of {path.name}")
-    filled, report = fill_gaps(track)
-    if report.filled:
-        logger.warning("no person found in %d frame(s) of %s; the pose was interpolated or held there", report.filled, path.name)
+    filled, gaps = fill_gaps(track)
+    if gaps.filled:
+        logger.warning("no person found in %d frame(s) of %s; the pose was interpolated or held there", gaps.filled, path.name)
     return filled
 
 

@@ -426,6 +426,9 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
                                                elem_id="fv-motion-video")
                         motion_file = gr.File(label="…or a pose file (OpenPose JSON or FreeView .json)", file_types=[".json"],
                                               elem_id="fv-motion-file")
+                        people_picture = gr.Image(label="People in the video: click one to follow them instead",
+                                                  visible=False, interactive=False, elem_id="fv-people", height=300)
+                        motion_source = gr.State(None)  # the video with several people: path, boxes, who is followed
                         with gr.Row():
                             trim_start = gr.Slider(0, 1, value=0, step=1, label="Trim: first frame")
                             trim_stop = gr.Slider(1, 2, value=1, step=1, label="Trim: end frame (exclusive)")
@@ -671,33 +674,74 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
         all_motion_outputs = camera_outputs + motion_outputs
         motion_message_at = all_motion_outputs.index(motion_info)  # a motion problem is told on the Motion tab
 
+        people_outputs = [people_picture, motion_source]
+        no_people = (gr.update(visible=False, value=None), None)
+
         def on_demo(proj, key, name):
             try:
                 if not name:
                     raise UserError("pick a demo motion")
                 track = load_motion(demo_motions_dir() / f"{name}.json")
-                return load_track(proj, key, track, name)
+                return (*load_track(proj, key, track, name), *no_people)
             except ERRORS as exc:
-                return _fail(exc, len(all_motion_outputs), message_at=motion_message_at)
+                return (*_fail(exc, len(all_motion_outputs), message_at=motion_message_at), gr.skip(), gr.skip())
 
-        demo_choice.input(on_demo, [project, session, demo_choice], all_motion_outputs, api_name="load_demo_motion")
+        demo_choice.input(on_demo, [project, session, demo_choice], all_motion_outputs + people_outputs,
+                          api_name="load_demo_motion")
+
+        def load_video_motion(proj, key, path, person, progress) -> tuple:
+            """Extract the poses of a video (following ``person`` N when given); where it shows several people,
+            the picture that lets the user click the one to follow."""
+            from engine.video import probe_video
+
+            report: dict = {}
+            track = load_motion(path, progress=pose_progress(progress, max(probe_video(path).frames, 1)),
+                                person=person, report=report)
+            views = load_track(proj, key, track, Path(path).stem)
+            follow = report.get("follow")
+            if follow is None or follow.people_at_start < 2 or follow.start_frame is None:
+                return (*views, *no_people)
+            frame = read_frame(path, follow.start_frame)
+            source = {"path": path, "boxes": follow.start_boxes, "person": follow.person,
+                      "scale": max(frame.shape[:2]) / 480}
+            picture = preview.people_picture(frame, follow.start_boxes, follow.person)
+            note = (f"{follow.people_at_start} people in the video: following person {follow.person} (numbered from "
+                    "the left). Click another person in the picture to follow them.")
+            if follow.lost:
+                note += f" Person {follow.person} is not seen in {len(follow.lost)} frame(s); nobody else is taken there."
+            views = list(views)
+            views[motion_message_at] = f"{views[motion_message_at]}\n\n{note}"
+            return (*views, gr.update(visible=True, value=picture), source)
 
         def on_motion_file(proj, key, path, progress=gr.Progress()):
             try:
                 if not path:
                     raise UserError("choose a file")
-                total = None
                 if Path(path).suffix.lower() != ".json":
-                    from engine.video import probe_video
-
-                    total = max(probe_video(path).frames, 1)
-                track = load_motion(path, progress=pose_progress(progress, total))
-                return load_track(proj, key, track, Path(path).stem)
+                    return load_video_motion(proj, key, path, None, progress)
+                return (*load_track(proj, key, load_motion(path), Path(path).stem), *no_people)
             except ERRORS as exc:
-                return _fail(exc, len(all_motion_outputs), message_at=motion_message_at)
+                return (*_fail(exc, len(all_motion_outputs), message_at=motion_message_at), gr.skip(), gr.skip())
 
-        motion_video.upload(on_motion_file, [project, session, motion_video], all_motion_outputs)
-        motion_file.upload(on_motion_file, [project, session, motion_file], all_motion_outputs, api_name="load_motion")
+        motion_video.upload(on_motion_file, [project, session, motion_video], all_motion_outputs + people_outputs)
+        motion_file.upload(on_motion_file, [project, session, motion_file], all_motion_outputs + people_outputs,
+                           api_name="load_motion")
+
+        def on_pick_person(proj, key, source, evt: gr.SelectData, progress=gr.Progress()):
+            try:
+                if not source:
+                    raise UserError("load a video with several people first")
+                x, y = (float(v) * source["scale"] for v in evt.index[:2])
+                person = preview.person_at(source["boxes"], x, y)
+                if person is None:
+                    raise UserError("no person there: click inside one of the numbered boxes")
+                if person == source["person"]:
+                    raise UserError(f"person {person} is already the one followed")
+                return load_video_motion(proj, key, source["path"], person, progress)
+            except ERRORS as exc:
+                return (*_fail(exc, len(all_motion_outputs), message_at=motion_message_at), gr.skip(), gr.skip())
+
+        people_picture.select(on_pick_person, [project, session, motion_source], all_motion_outputs + people_outputs)
 
         def on_trim(proj, key, start, stop, retarget):
             try:
@@ -961,6 +1005,15 @@ def _people_warning(reference: Reference) -> str | None:
     except Exception:  # noqa: BLE001 - a missing detector model must not stop the upload
         return None
     return f"{people} people in the photo; the largest is used" if people > 1 else None
+
+
+def read_frame(path: str, index: int) -> np.ndarray:
+    """Frame ``index`` (RGB) of a video."""
+    iterator, _, _ = read_video(path)
+    for i, rgb in enumerate(iterator):
+        if i == index:
+            return rgb
+    raise UserError(f"{Path(path).name} has no frame {index}")
 
 
 def skeleton_video(track) -> str:

@@ -332,3 +332,42 @@ def warp_sprite(references: list[Reference], track: PoseTrack, tile_height: int 
         row, col = divmod(i, cols)
         sheet[row * th:(row + 1) * th, col * tw:(col + 1) * tw] = warper.compose(track.keypoints[frame], th, tw).image
     return {"url": data_url(sheet, quality=75), "cols": cols, "tw": tw, "th": th, "stride": stride, "count": len(frames)}
+
+
+def people_picture(frame: np.ndarray, boxes: list, chosen: int | None, max_side: int = 480) -> np.ndarray:
+    """The video frame where the people were numbered, each person's box drawn with their number (1 is the
+    leftmost), the followed one in the accent colour. ``boxes``: pixel boxes x0, y0, x1, y1 of that frame."""
+    import cv2
+
+    h, w = frame.shape[:2]
+    width, height = _fit_size(w, h, max_side)
+    out = np.ascontiguousarray(_resize(frame, width, height))
+    sx, sy = width / w, height / h
+    for number, (x0, y0, x1, y1) in enumerate(boxes, start=1):
+        colour = ACCENT if number == chosen else (230, 230, 230)
+        pad = 0.08 * max(x1 - x0, y1 - y0)
+        p0 = (round(max(0, x0 - pad) * sx), round(max(0, y0 - pad) * sy))
+        p1 = (round(min(w - 1, x1 + pad) * sx), round(min(h - 1, y1 + pad) * sy))
+        cv2.rectangle(out, p0, p1, colour, 3 if number == chosen else 2, cv2.LINE_AA)
+        tag = f"{number}" + (" followed" if number == chosen else "")
+        (tw, th), _ = cv2.getTextSize(tag, cv2.FONT_HERSHEY_SIMPLEX, 0.6, 2)
+        cv2.rectangle(out, p0, (p0[0] + tw + 8, p0[1] + th + 10), colour, -1)  # inside the box's top left corner
+        cv2.putText(out, tag, (p0[0] + 4, p0[1] + th + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (20, 20, 20), 2, cv2.LINE_AA)
+    return out
+
+
+def person_at(boxes: list, x: float, y: float) -> int | None:
+    """The number (from 1) of the person whose box holds the point ``x, y`` (pixels of the frame the boxes are in;
+    the smallest box where they overlap), else the one whose box centre is nearest within a box size; else None."""
+    if not boxes:
+        return None
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    inside = (b[:, 0] <= x) & (x <= b[:, 2]) & (b[:, 1] <= y) & (y <= b[:, 3])
+    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    if inside.any():
+        return int(np.flatnonzero(inside)[np.argmin(area[inside])]) + 1
+    centre = 0.5 * (b[:, :2] + b[:, 2:])
+    distance = np.linalg.norm(centre - [x, y], axis=1)
+    size = np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
+    nearest = int(np.argmin(distance))
+    return nearest + 1 if distance[nearest] <= size[nearest] else None

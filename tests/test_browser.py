@@ -338,3 +338,51 @@ def test_reload_offers_the_autosaved_project(page, running_app):  # noqa: F811
     assert _image_src(page, "fv-curves") == curves
     page.get_by_role("tab", name="References").click()
     assert page.locator("#fv-gallery img").count() == 3
+
+
+@pytest.mark.browser
+def test_clicking_a_person_in_a_video_with_several_follows_them(page, running_app, tmp_path, monkeypatch):  # noqa: F811
+    """A driving video with two people shows them numbered; clicking the right one extracts the poses again
+    following person 2 (the landmarker is replaced by a stand-in that reports two people and who it followed)."""
+    import numpy as np
+
+    import studio.app as app
+    from engine.poses import PoseTrack
+    from engine.poses.follow import FollowReport
+    from engine.poses.track import BODY
+    from engine.video import write_video
+
+    video = tmp_path / "two people.mp4"
+    write_video(video, np.full((6, 96, 128, 3), 90, np.uint8), 25.0)
+    calls = []
+
+    def fake_load_motion(path, progress=None, person=None, report=None):
+        calls.append(person)
+        followed = person or 1
+        report["follow"] = FollowReport(people_at_start=2, person=followed, start_frame=0,
+                                        start_boxes=[[10.0, 10.0, 50.0, 90.0], [78.0, 10.0, 118.0, 90.0]])
+        keypoints = np.zeros((6, 128, 3), np.float32)
+        keypoints[:, BODY, 0] = 0.25 if followed == 1 else 0.75
+        keypoints[:, BODY, 1] = np.linspace(0.15, 0.9, 18)
+        keypoints[:, BODY, 2] = 1.0
+        return PoseTrack(keypoints, 128, 96, 25.0)
+
+    monkeypatch.setattr(app, "load_motion", fake_load_motion)
+    _, url = running_app
+    page.goto(url)
+    page.locator("#fv-load-demo").wait_for(timeout=60_000)
+    page.get_by_role("tab", name="Motion").click()
+    page.locator("#fv-motion-video input[type=file]").set_input_files(str(video))
+    page.locator("#fv-motion-info", has_text="following person 1").wait_for(timeout=120_000)
+    picture = page.locator("#fv-people img")
+    picture.wait_for(timeout=30_000)
+    _shot(page, "people")
+    box = picture.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.76, box["y"] + box["height"] * 0.5)  # inside person 2's box
+    page.locator("#fv-motion-info", has_text="following person 2").wait_for(timeout=120_000)
+    assert calls == [None, 2]
+    page.wait_for_timeout(1000)  # the picture is redrawn with person 2 marked
+    box = picture.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.76, box["y"] + box["height"] * 0.5)  # the one already followed
+    page.locator("#fv-motion-info", has_text="already the one followed").wait_for(timeout=60_000)
+    assert calls == [None, 2]

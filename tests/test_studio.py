@@ -596,3 +596,30 @@ def test_edits_and_moves_keep_fields_the_studio_does_not_show(project):
     selected = replace(locked, selected=("keyframe", 10))
     edited = state.edit_point(selected, "keyframe", {**state.inspector_values(selected), "label": "CU"})
     assert edited.timeline.keyframes[0].framing == other
+
+
+def test_the_people_picture_numbers_people_and_a_click_picks_one():
+    from engine.poses.follow import follow_person
+    from studio.preview import people_picture, person_at
+
+    def body(x: float) -> np.ndarray:  # a standing person centred at x (normalised), 18 joints
+        b = np.zeros((18, 3), np.float32)
+        b[:, 0] = x + np.linspace(-0.05, 0.05, 18)
+        b[:, 1] = np.linspace(0.1, 0.9, 18)
+        b[:, 2] = 1.0
+        return b
+
+    frames = [np.stack([body(0.7), body(0.3)]) for _ in range(3)]  # the detector lists the right one first
+    _, report = follow_person(frames, 200, 100, 25.0)
+    boxes = report.start_boxes
+    assert report.start_frame == 0 and len(boxes) == 2 and boxes[0][0] < boxes[1][0]  # person 1 is the leftmost
+    assert person_at(boxes, 60, 50) == 1 and person_at(boxes, 140, 50) == 2
+    assert person_at(boxes, 140, 97) == 2     # just below a box: the nearest within a box size
+    assert person_at(boxes, 100, 50 + 400) is None and person_at([], 1, 1) is None
+    frame = np.zeros((100, 200, 3), np.uint8)
+    picture = people_picture(frame, boxes, chosen=2, max_side=200)
+    assert picture.shape == (100, 200, 3)
+    right, left = picture[:, 100:].reshape(-1, 3), picture[:, :100].reshape(-1, 3)
+    accent = np.all(np.abs(right.astype(int) - (255, 138, 61)) < 30, axis=1)
+    assert accent.sum() > 50                                       # the followed person's box, in the accent colour
+    assert not np.all(np.abs(left.astype(int) - (255, 138, 61)) < 30, axis=1).any()

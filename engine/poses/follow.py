@@ -42,10 +42,14 @@ def numbered_left_to_right(bodies: np.ndarray, width: int, height: int) -> list[
 
 @dataclass
 class FollowReport:
-    """People seen at the start, the followed person's number, frames lost, and frames where it was re-found."""
+    """People seen at the start, the followed person's number, frames lost, and frames where it was re-found;
+    ``start_frame`` is the frame where the people were numbered and ``start_boxes`` their pixel boxes there
+    (x0, y0, x1, y1), person 1 first (the leftmost), so a user can point at the one to follow."""
 
     people_at_start: int = 0
     person: int | None = None
+    start_frame: int | None = None
+    start_boxes: list[list[float]] = field(default_factory=list)
     lost: list[int] = field(default_factory=list)
     refound: list[int] = field(default_factory=list)
 
@@ -105,6 +109,8 @@ class PersonFollower:
         if self.followed is None:  # the first frame with people
             order = numbered_left_to_right(bodies, self.width, self.height)
             self.report.people_at_start = len(bodies)
+            self.report.start_frame = self.frame
+            self.report.start_boxes = [[float(v) for v in boxes[i]] for i in order]
             if self.person is not None:
                 if self.person > len(bodies):
                     if self.frame < self.wait:  # the detector may find everyone a few frames later
