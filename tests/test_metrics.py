@@ -430,3 +430,32 @@ def test_warp_composite_row(eval_data, monkeypatch):
     report = evaluate(cases, [2], None, DEFAULT_VARIANTS)
     assert "warp composite" not in {r["name"] for r in report["rows"]}
     assert "engine.warps" in report["skipped"]["warp composite"] and "- warp composite skipped" in markdown_table(report)
+
+
+def test_autoencoder_round_trip_row_is_the_latent_ceiling(eval_data):
+    """The ceiling row scores the VAE's round trip of the ground truth: an exact round trip scores as the truth, a
+    blurring one loses sharpness, and it has no identity swap (it shows the ground truth's own person)."""
+    import cv2
+    import torch
+    from diffusers import AutoencoderKL
+
+    from train.evaluate import CEILING, autoencoder_round_trip
+
+    cases = build_cases(eval_data, num_cases=2, num_frames=2)
+    wide_only = (Variant("R=1 wide", ("wide",)),)
+    exact = evaluate(cases, [1], None, wide_only, steps=1, reconstruct=lambda frames: frames.copy())
+    row = next(r for r in exact["rows"] if r["name"] == CEILING)
+    assert row["kind"] == "ceiling" and row["L1"] == 0 and row["laplacian_ratio"] == pytest.approx(1)
+    assert row["swap_closer_to_A"] is None
+    blur = evaluate(cases, [1], None, wide_only, steps=1,
+                    reconstruct=lambda frames: np.stack([cv2.GaussianBlur(f, (0, 0), 2.0) for f in frames]))
+    row = next(r for r in blur["rows"] if r["name"] == CEILING)
+    assert row["L1"] > 0 and row["laplacian_ratio"] < 0.5
+    assert f"| {CEILING} | 0 | ground truth |" in markdown_table(blur)
+    # the real round trip: shapes and dtype kept, and an untrained VAE does not give the frames back
+    vae = AutoencoderKL(block_out_channels=(8,), down_block_types=("DownEncoderBlock2D",),
+                        up_block_types=("UpDecoderBlock2D",), norm_num_groups=4, latent_channels=4).eval()
+    torch.manual_seed(0)
+    frames = cases[0].frames
+    out = autoencoder_round_trip(vae, frames, batch=1)
+    assert out.shape == frames.shape and out.dtype == np.uint8 and np.abs(out.astype(int) - frames).mean() > 1

@@ -15,6 +15,11 @@ motion: are the part colours that person's?). Three non-learned baselines run on
 * ``warp composite``: the references warped into each target pose part by part and composed
   (:func:`engine.warps.compose_references`).
 
+With a model, one more row is a ceiling rather than a baseline: ``autoencoder round trip``, the ground truth
+itself encoded and decoded by the model's VAE (:func:`autoencoder_round_trip`). No sampler can give better
+latents than the ground truth's own, so this row bounds what any model on that latent space can score (its
+sharpness especially).
+
 For the model variants where the PCM chooses between references (R > 1, PCM on,
 top-K), the report also says which reference the kept tokens come from, by the
 target's shot (:func:`selection_summary`).
@@ -54,6 +59,7 @@ logger = logging.getLogger(__name__)
 ANY_SHOT = "any"
 PIPELINE_OPTIONS = ("top_k", "disable_pcm")
 BASELINES = ("nearest-pose reference", "mean frame", "warp composite")
+CEILING = "autoencoder round trip"
 # Per-case appearance figures beside BASIC_METRICS (NaN where a case cannot say: a part never seen, one person):
 # part_dE: CIEDE2000 between the parts' colours and the ground truth's (mean over parts and frames);
 # laplacian_ratio / hf_energy_ratio: sharpness over the ground truth's (engine.metrics.sharpness_ratios);
@@ -300,8 +306,10 @@ def _warps_missing() -> str | None:
 def evaluate(cases: list[Case], refs: list[int], generate: Callable | None = None,
              variants: tuple[Variant, ...] = DEFAULT_VARIANTS, steps: int = 20, guidance: float = 2.0,
              seed: int = 0, progress: Callable[[str], None] | None = None,
-             on_prediction: Callable[[str, int, np.ndarray], None] | None = None, top_k: float | str | None = None) -> dict:
-    """Score the baselines and (when ``generate`` is given) the model variants with a reference count in ``refs``.
+             on_prediction: Callable[[str, int, np.ndarray], None] | None = None, top_k: float | str | None = None,
+             reconstruct: Callable[[np.ndarray], np.ndarray] | None = None) -> dict:
+    """Score the baselines and (when ``generate`` is given) the model variants with a reference count in ``refs``;
+    ``reconstruct`` (frames -> frames, the model's autoencoder) adds the :data:`CEILING` row.
 
     ``generate`` has the :class:`~engine.pipeline.FreeViewPipeline` call interface and returns an
     object with ``.frames`` ``(F, H, W, 3)`` uint8. ``on_prediction(name, case_index, frames)`` sees
@@ -319,7 +327,7 @@ def evaluate(cases: list[Case], refs: list[int], generate: Callable | None = Non
     driver_colours = [summary_colours(colours) for colours in truth]  # person B, in each case's own frames
     donor_colours = [pool_colours(twin) for twin in twins]  # person A, from their photos
 
-    def score(name, n, frames_for_case, extra, warm_up=False):
+    def score(name, n, frames_for_case, extra, warm_up=False, swap=True):
         totals = {m: [] for m in BASIC_METRICS + APPEARANCE_METRICS}
         by_part = {"part_dE": [], "swap_closer_to_A": []}  # (cases, parts)
         seconds = 0.0
@@ -342,7 +350,7 @@ def evaluate(cases: list[Case], refs: list[int], generate: Callable | None = Non
             totals["laplacian_ratio"].append(sharpness["laplacian"])
             totals["hf_energy_ratio"].append(sharpness["high_frequency"])
             totals["flicker_ratio"].append(flicker_ratio(predicted, case.frames, case.cut))
-            if twins:
+            if twins and swap:
                 swapped = frames_for_case(twins[i])
                 colours = summary_colours(part_colour_track(swapped, case.keypoints))
                 swap = identity_swap_scores(colours, donor_colours[i], driver_colours[i])
@@ -369,6 +377,9 @@ def evaluate(cases: list[Case], refs: list[int], generate: Callable | None = Non
         score(BASELINES[1], n, lambda c, v=base: mean_frame_baseline(references(c, v)[0], len(c.frames)), extra)
         if warps_missing is None:
             score(BASELINES[2], n, lambda c, v=base: warp_composite_baseline(*references(c, v), c.keypoints), extra)
+
+    if reconstruct is not None:  # the swap has no meaning here: the round trip shows the ground truth's person
+        score(CEILING, 0, lambda c: reconstruct(c.frames), {"references": "ground truth", "kind": "ceiling"}, swap=False)
 
     if generate is not None:
         import torch
@@ -414,6 +425,20 @@ def evaluate(cases: list[Case], refs: list[int], generate: Callable | None = Non
         "guidance": guidance,
         "seed": seed,
     }
+
+
+def autoencoder_round_trip(vae, frames: np.ndarray, batch: int = 16) -> np.ndarray:
+    """``frames (F, H, W, 3)`` uint8 encoded (the posterior's mode) and decoded by ``vae``, as uint8."""
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(frames), batch):
+            x = torch.from_numpy(np.ascontiguousarray(frames[start:start + batch])).permute(0, 3, 1, 2)
+            x = x.to(vae.device, vae.dtype) / 127.5 - 1
+            y = vae.decode(vae.encode(x).latent_dist.mode()).sample.clamp(-1, 1)
+            out.append(((y.float() + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy())
+    return np.concatenate(out)
 
 
 def _nanmean(values, axis=None):
@@ -652,8 +677,10 @@ def run_eval(args) -> int:
         if name == args.sheet_variant and index < args.sheet_cases:
             sheet[index] = frames
 
+    reconstruct = None if generate is None else (lambda frames: autoencoder_round_trip(generate.vae, frames))
     report = evaluate(cases, refs, generate, variants, args.steps, args.guidance, args.seed, progress=print,
-                      on_prediction=keep if args.contact_sheet else None, top_k=recommended["top_k"])
+                      on_prediction=keep if args.contact_sheet else None, top_k=recommended["top_k"],
+                      reconstruct=reconstruct)
     if args.contact_sheet and sheet:
         from PIL import Image
 
