@@ -366,7 +366,23 @@ class CameraPlan:
     unmet: tuple[int, ...]
 
 
-def _point_values(timeline: CameraTimeline, track: PoseTrack, points: list[Keyframe]) -> tuple[np.ndarray, np.ndarray]:
+_FRAMINGS: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # preset framings by (poses, shot span, rule, size)
+
+
+def _framing(track: PoseTrack, track_key: tuple, start: int, stop: int, shot: str, framing: str, out_w: int,
+             out_h: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`preset_framing`, kept for the last few shots: an edit elsewhere in the timeline (a zoom keyframe, a
+    label) does not change a preset's framing, so an editor need not frame it again."""
+    key = (track_key, start, stop, shot, framing, out_w, out_h)
+    if key not in _FRAMINGS:
+        while len(_FRAMINGS) >= 32:
+            _FRAMINGS.pop(next(iter(_FRAMINGS)))
+        _FRAMINGS[key] = preset_framing(track, start, stop, shot, framing, out_w, out_h)
+    return _FRAMINGS[key]
+
+
+def _point_values(timeline: CameraTimeline, track: PoseTrack, points: list[Keyframe],
+                  track_key: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Each control point's camera values at every frame ``(points, frames, 4)`` (constant unless it is a preset:
     then its rule over its shot, edges held), and per point the frames ``(points, frames)`` its rule misses."""
     out_w, out_h = timeline.output_size(track)
@@ -382,7 +398,8 @@ def _point_values(timeline: CameraTimeline, track: PoseTrack, points: list[Keyfr
         if p.framing == LOCKED:
             start = p.frame
         stop = min([n] + [f for f in cut_frames if f > p.frame])
-        framing, met = preset_framing(track, start, stop, p.shot, p.framing, out_w, out_h)
+        track_key = track_key or _track_key(track)
+        framing, met = _framing(track, track_key, start, stop, p.shot, p.framing, out_w, out_h)
         values[k, :, :3] = np.concatenate([np.repeat(framing[:1], start, 0), framing,
                                            np.repeat(framing[-1:], n - stop, 0)])
         missed[k, start:stop] = ~met
@@ -413,14 +430,14 @@ def camera_plan(timeline: CameraTimeline, track: PoseTrack) -> CameraPlan:
     key = (timeline, _track_key(track))
     plan = _PLANS.get(key)
     if plan is None:
-        plan = _evaluate(timeline, track)
+        plan = _evaluate(timeline, track, key[1])
         while len(_PLANS) >= 8:
             _PLANS.pop(next(iter(_PLANS)))
         _PLANS[key] = plan
     return CameraPlan(plan.curves.copy(), list(plan.names), plan.unmet)  # callers may change what they get
 
 
-def _evaluate(timeline: CameraTimeline, track: PoseTrack) -> CameraPlan:
+def _evaluate(timeline: CameraTimeline, track: PoseTrack, track_key: tuple | None = None) -> CameraPlan:
     timeline.check_frames(len(track))
     n = len(track)
     points = _control_points(timeline)
@@ -430,7 +447,7 @@ def _evaluate(timeline: CameraTimeline, track: PoseTrack) -> CameraPlan:
     if not points:
         curves = np.tile(np.array([1.0, 0.0, 0.0, 0.0]), (n, 1))
         return CameraPlan(curves, [s.name for s in shots for _ in range(s.start, s.stop)], ())
-    values, missed = _point_values(timeline, track, points)
+    values, missed = _point_values(timeline, track, points, track_key)
     frames = np.array([p.frame for p in points])
     easing = np.array([EASINGS.index(p.easing) for p in points])
     is_cut = np.array([isinstance(p, Cut) for p in points])
