@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .personal import HOLDOUTS, RECIPES, PersonalSettings
+
 
 def register(subparsers, bench) -> None:
     train = subparsers.add_parser("train", help="fine-tune or train a model")
@@ -40,17 +42,17 @@ def register(subparsers, bench) -> None:
     personal.add_argument("--name", required=True, help="the person's name (the dataset identity and the model card)")
     personal.add_argument("-o", "--output", required=True, metavar="MODEL_DIR", help="where the fine-tuned model goes (a new folder)")
     personal.add_argument("--model", help="model to start from (default: the embedded default)")
-    personal.add_argument("--recipe", default="full", choices=["full", "lora"],
+    personal.add_argument("--recipe", default=PersonalSettings.recipe, choices=RECIPES,
                           help="full: stage 1 (both UNets, pose guider, PCM); lora: adapters only (default %(default)s)")
-    personal.add_argument("--steps", type=int, default=30, help="training steps (default %(default)s)")
-    personal.add_argument("--learning-rate", type=float, default=3e-4, help="(default %(default)s)")
-    personal.add_argument("--batch-size", type=int, default=2, help="(default %(default)s)")
-    personal.add_argument("--lora-rank", type=int, default=8, help="with --recipe lora (default %(default)s)")
-    personal.add_argument("--holdout", default="auto", choices=["auto", "file", "tail"],
+    personal.add_argument("--steps", type=int, default=PersonalSettings.steps, help="training steps (default %(default)s)")
+    personal.add_argument("--learning-rate", type=float, default=PersonalSettings.learning_rate, help="(default %(default)s)")
+    personal.add_argument("--batch-size", type=int, default=PersonalSettings.batch_size, help="(default %(default)s)")
+    personal.add_argument("--lora-rank", type=int, default=PersonalSettings.lora_rank, help="with --recipe lora (default %(default)s)")
+    personal.add_argument("--holdout", default=PersonalSettings.holdout, choices=HOLDOUTS,
                           help="what is kept back for the report: the last file, the end of every clip, or "
                                "auto (the last file when there are 3 or more; default)")
-    personal.add_argument("--holdout-share", type=float, default=0.2, help="with --holdout tail (default %(default)s)")
-    personal.add_argument("--cases", type=int, default=8, help="held-out cases in the report (default %(default)s)")
+    personal.add_argument("--holdout-share", type=float, default=PersonalSettings.holdout_share, help="with --holdout tail (default %(default)s)")
+    personal.add_argument("--cases", type=int, default=PersonalSettings.cases, help="held-out cases in the report (default %(default)s)")
     personal.add_argument("--dataset", help="an already prepared dataset (freeview train prepare) instead of FOOTAGE")
     personal.add_argument("--work", help="folder for the work files (default: MODEL_DIR.work)")
     personal.add_argument("--seed", type=int, default=0)
@@ -104,7 +106,7 @@ def _prepare(args) -> int:
 
 
 def _personal(args) -> int:
-    from .personal import PersonalSettings, report_lines, train_personal
+    from .personal import report_lines, train_personal
 
     settings = PersonalSettings(name=args.name, model=args.model, recipe=args.recipe, steps=args.steps,
                                 learning_rate=args.learning_rate, batch_size=args.batch_size, lora_rank=args.lora_rank,

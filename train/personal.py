@@ -46,7 +46,7 @@ class PersonalSettings:
     name: str
     model: str | None = None        # starting model directory (None: the embedded default)
     recipe: str = "full"            # "full": stage 1 (both UNets, pose guider, PCM); "lora": adapters on the attention
-    steps: int = 30
+    steps: int = 800                # measured on real footage (train/README.md): +1.5 dB, part ΔE -45% at 800
     learning_rate: float = 3e-4
     batch_size: int = 2
     lora_rank: int = 8
