@@ -201,8 +201,11 @@ MOTION_FRAMINGS = ("auto", "person", "fit")
 def frame_around_person(track: PoseTrack, margin: float = 1.25, threshold: float = 0.3) -> PoseTrack:
     """The motion seen through one fixed square around its person, the way ``freeview train prepare`` crops
     training clips: the box of the seen body joints over all frames (1st to 99th percentile, so one stray joint
-    does not zoom out), ``margin`` times its longer side, kept inside the frame. A portrait video's person then
-    fills the model's square as in training instead of standing small in a letterbox. Keypoints that fall
+    does not zoom out), ``margin`` times its longer side, kept inside the frame where it fits. A portrait video's
+    person then fills the model's square as in training instead of standing small in a letterbox. A person who
+    moves farther than the frame's shorter side (a walk across a landscape video) gets a square that grows past
+    that side, up to the longer one, rather than one that loses them; only poses are framed, so the part beyond
+    the frame is just empty. A box taller than even that keeps the head and loses the feet. Keypoints that fall
     outside the square get confidence 0; a track with no seen joint is returned unchanged."""
     from .poses.track import BODY as BODY_POINTS
 
@@ -214,10 +217,14 @@ def frame_around_person(track: PoseTrack, margin: float = 1.25, threshold: float
     xs, ys = body[..., 0][seen] * w, body[..., 1][seen] * h
     x0, x1 = np.percentile(xs, [1, 99])
     y0, y1 = np.percentile(ys, [1, 99])
-    side = min(max(x1 - x0, y1 - y0) * margin, w, h)
-    side = int(round(min(max(side, min(w, h) // 4, 8), w, h)))
-    left = float(np.clip((x0 + x1) / 2 - side / 2, 0, w - side))
-    top = float(np.clip((y0 + y1) / 2 - side / 2, 0, h - side))
+    side = int(round(min(max(max(x1 - x0, y1 - y0) * margin, min(w, h) // 4, 8), max(w, h))))
+
+    def place(centre: float, extent: int) -> float:  # inside the frame, or covering it where the square is larger
+        low, high = sorted((0.0, float(extent - side)))
+        return float(np.clip(centre - side / 2, low, high))
+
+    left = place((x0 + x1) / 2, w)
+    top = place((y0 + y1) / 2, h) if y1 - y0 <= side else float(y0 - (margin - 1) / (2 * margin) * side)
     kp = np.array(track.keypoints, dtype=np.float32, copy=True)
     kp[..., 0] = (kp[..., 0] * w - left) / side
     kp[..., 1] = (kp[..., 1] * h - top) / side

@@ -20,6 +20,7 @@ Shot presets. A control point with ``shot`` set to a preset ("close-up",
 frame of its shot (:mod:`engine.framing`). ``framing: "follow"`` (the default)
 moves the camera with the person like an operator: a dead zone, every frame's
 required body parts kept in view, smoothed over about half a second either side,
+at most 1.8% of the view per frame (a person too fast for that widens the view),
 restarting at each cut (cuts stay exact). ``framing: "locked"`` is one fixed
 framing over the point's shot (up to the next cut) that shows every frame.
 Frames where the rule cannot be met (no person, the framed parts not seen) hold

@@ -6,8 +6,12 @@ height it would like (from the body's size, see :func:`body_height`) and where
 it would like the view's centre. A camera path then follows the rule like an
 operator would (:func:`follow_path`): a dead zone keeps the camera still while
 the person moves a little, a windowed bound keeps every required box inside the
-view, and a triangle filter smooths what is left. ``locked`` (:func:`locked_path`)
-is one fixed framing for the whole shot that still shows every frame's box.
+view, and a triangle filter smooths what is left. The camera never moves more
+than ``FollowSettings.max_change`` of the view per frame and never twitches back
+and forth within 5 frames: where the person moves faster than a framing of the
+wanted size could follow (a walk across a close-up), the view widens instead.
+``locked`` (:func:`locked_path`) is one fixed framing for the whole shot that
+still shows every frame's box.
 
 Units: source-frame pixels. The view is a rectangle of the source frame with the
 output's aspect ratio (``aspect`` = output width / height).
@@ -55,6 +59,10 @@ ELBOWS = [BODY_INDEX[n] for n in ("r_elbow", "l_elbow")]
 
 HEAD_TOP = 0.07      # top of the head above the highest head keypoint, in body heights
 HEAD_HEIGHT = 0.13   # chin to crown, in body heights
+# The close-up's head, as a share of the view height. Measured on real footage (eye line to shoulders / 0.9, the
+# larger of the image and the 3D reading) a head reads 1.0-1.45 times HEAD_HEIGHT of the standing height this
+# module estimates, so 0.29 shows it at about a third of the frame (25-45% over that range).
+CLOSE_UP_HEAD = 0.29
 
 
 @dataclass(frozen=True)
@@ -79,12 +87,15 @@ class FollowSettings:
     """How the camera follows: ``smoothing_s`` seconds either side of a frame are looked at (bounds and the
     triangle filter), ``dead_zone`` is the share of the view the person may move before the camera does,
     ``zoom_dead_zone`` the relative change of the wanted view size that is ignored, ``margin`` the share of
-    the view kept free around the required box."""
+    the view kept free around the required box, ``max_change`` the most the camera moves per frame (relative
+    zoom, and pan as a share of the view's width or height): where the person moves faster than a framing
+    could follow within it, the view widens instead."""
 
     smoothing_s: float = 0.2
     dead_zone: float = 0.06
     zoom_dead_zone: float = 0.08
     margin: float = 0.04
+    max_change: float = 0.018
 
 
 def _nan_reduce(fn, values, axis):
@@ -145,7 +156,7 @@ def preset_rule(body: np.ndarray, width: int, height: int, name: str, fps: float
                 detected: np.ndarray | None = None) -> FramingRule:
     """The framing rule of preset ``name`` on the frames ``body (n, 18, 3)`` (normalised) of one shot.
 
-    close-up: the head and both shoulders, head height about a third of the view, ends above the hips.
+    close-up: the head and both shoulders, head height :data:`CLOSE_UP_HEAD` of the view, ends above the hips.
     medium: head to hips (and the elbows), ends above the knees. wide: every seen body joint.
     """
     px = body[..., :2] * np.array([width, height], np.float64)
@@ -164,7 +175,7 @@ def preset_rule(body: np.ndarray, width: int, height: int, name: str, fps: float
     if name == "close-up":
         ids, met = anchor, head_seen & shoulders_seen
         bottom = extent(SHOULDERS, np.nanmax, y)
-        view = HEAD_HEIGHT * tall / 0.33
+        view = HEAD_HEIGHT * tall / CLOSE_UP_HEAD
         centre_x = extent(HEAD + [BODY_INDEX["neck"]], np.nanmean, x)
     elif name == "medium":
         ids, met = anchor + HIPS + ELBOWS, (head_seen | shoulders_seen) & hips_seen
@@ -240,6 +251,90 @@ def _union_need(rule: FramingRule, aspect: float, margin: float, radius: int) ->
     return np.maximum(bottom - top, (right - left) / aspect) / (1 - 2 * margin)
 
 
+def _slope_limited(values: np.ndarray, slope: float) -> np.ndarray:
+    """The smallest curve at or above ``values`` that changes by at most ``slope`` per frame (a forward and a
+    backward pass)."""
+    out = np.array(values, np.float64, copy=True)
+    for i in range(1, len(out)):
+        out[i] = max(out[i], out[i - 1] - slope)
+    for i in range(len(out) - 2, -1, -1):
+        out[i] = max(out[i], out[i + 1] - slope)
+    return out
+
+
+def _follow_centre(rule: FramingRule, view: np.ndarray, aspect: float, radius: int, settings: FollowSettings
+                   ) -> np.ndarray:
+    """Centres ``(n, 2)`` for view heights ``view``: dead zone, clamped into the bounds of every frame within
+    ``radius``, triangle filter, then into the frame's own bounds."""
+    lo, hi = _centre_bounds(rule, view, aspect, settings.margin)
+    centre = np.empty((len(view), 2))
+    for axis in range(2):
+        size = view * (aspect if axis == 0 else 1.0)
+        held = _backlash(rule.centre[:, axis], settings.dead_zone * size)
+        low, high = rolling(lo[:, axis], radius, np.max), rolling(hi[:, axis], radius, np.min)
+        low, high = np.minimum(low, high), np.maximum(low, high)  # they agree by construction; guard rounding
+        smooth = _triangle(np.clip(held, low, high), radius)
+        centre[:, axis] = np.clip(smooth, lo[:, axis], np.maximum(lo[:, axis], hi[:, axis]))
+    return centre
+
+
+def _rate_limited(values: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """``values (n,)`` moved at most ``steps[t]`` from frame ``t - 1`` to ``t``: the mean of a forward and a
+    backward slew limiter (each keeps the bound, so their mean does; one alone would lag or lead)."""
+    forward, backward = np.array(values, np.float64, copy=True), np.array(values, np.float64, copy=True)
+    for i in range(1, len(values)):
+        forward[i] = forward[i - 1] + np.clip(values[i] - forward[i - 1], -steps[i], steps[i])
+    for i in range(len(values) - 2, -1, -1):
+        backward[i] = backward[i + 1] + np.clip(values[i] - backward[i + 1], -steps[i + 1], steps[i + 1])
+    return 0.5 * (forward + backward)
+
+
+def _short_reversal(values: np.ndarray, still: np.ndarray, min_run: int) -> tuple[int, int] | None:
+    """The first run ``(start, stop)`` of steps (step ``i`` goes from frame ``i`` to ``i + 1``) that moves against
+    the motion before and after it for fewer than ``min_run`` steps; steps within ``still`` do not count."""
+    steps = np.diff(values)
+    moving = np.flatnonzero(np.abs(steps) > still[1:])
+    if len(moving) < 3:
+        return None
+    sign = np.sign(steps[moving])
+    turns = moving[1:][sign[1:] != sign[:-1]]
+    short = np.flatnonzero(np.diff(turns) < min_run)
+    return (int(turns[short[0]]), int(turns[short[0] + 1])) if len(short) else None
+
+
+def without_short_reversals(values: np.ndarray, still: np.ndarray | float, min_run: int = 5,
+                            only_up: bool = False) -> np.ndarray:
+    """``values (n,)`` with every move against the motion that lasts fewer than ``min_run`` frames (a camera
+    that twitches back and forth) held flat instead: the value before it holds until the path passes it
+    again. ``only_up``: never lower a value (a view size that must hold a box), so a short move down is held
+    at its top and a short move up is kept up from before it. Steps under ``still`` are not moves. No step
+    grows, so a bound on the change per frame still holds."""
+    out = np.array(values, np.float64, copy=True)
+    still = np.broadcast_to(np.asarray(still, np.float64), out.shape)
+    for _ in range(len(out)):
+        run = _short_reversal(out, still, min_run)
+        if run is None:
+            break
+        start, stop = run
+        against = np.sign(out[start + 1] - out[start])
+        if only_up and against > 0:  # a short rise: hold its top from the frames before it that lie below
+            level, k = out[stop], stop - 1
+            while k >= 0 and out[k] < level:
+                out[k], k = level, k - 1
+        else:  # hold the value before the run until the path is back past it
+            level, k = out[start], start + 1
+            while k < len(out) and (out[k] - level) * against > 0:
+                out[k], k = level, k + 1
+    return out
+
+
+def _view_about(rule: FramingRule, centre: np.ndarray, aspect: float, margin: float) -> np.ndarray:
+    """Smallest view height ``(n,)`` centred on ``centre (n, 2)`` that holds each frame's box with ``margin``."""
+    half_x = np.maximum(rule.box[:, 2] - centre[:, 0], centre[:, 0] - rule.box[:, 0])
+    half_y = np.maximum(rule.box[:, 3] - centre[:, 1], centre[:, 1] - rule.box[:, 1])
+    return 2 * np.maximum(half_y, half_x / aspect) / (1 - 2 * margin)
+
+
 def follow_path(rule: FramingRule, aspect: float, fps: float, settings: FollowSettings = FollowSettings()
                 ) -> tuple[np.ndarray, np.ndarray]:
     """A smooth camera that keeps every frame's box in view: view heights ``(n,)`` and centres ``(n, 2)``.
@@ -249,22 +344,33 @@ def follow_path(rule: FramingRule, aspect: float, fps: float, settings: FollowSe
     values pass a dead zone, the centre is clamped into the bounds of every frame within ``r``, and both are
     smoothed by a triangle filter of radius ``r``. An average of values that each lie inside a frame's bound
     stays inside it, so the smoothed camera still shows every frame's box.
+
+    No frame moves the camera by more than ``max_change``: the view size is the smallest curve above the
+    wanted and needed sizes whose relative change per frame stays within it (the triangle filter keeps that
+    bound), and the centre is rate-limited to ``max_change`` of the view per frame. Where the person outruns
+    that (a fast walk across a close-up), the view widens by what the slower camera then needs to hold the box.
+    A move back and forth within 5 frames (a person bouncing) is held flat (:func:`without_short_reversals`).
     """
     n = len(rule.view_height)
     radius = max(1, min(int(round(settings.smoothing_s * fps)), max(1, (n - 1) // 2)))
     need = np.maximum(_union_need(rule, aspect, settings.margin, 2 * radius), _view_bounds(rule, aspect, settings.margin))
-    wanted = np.exp(_backlash(np.log(rule.view_height), np.log1p(settings.zoom_dead_zone)))
-    view = np.maximum(wanted, rolling(need, radius, np.max))
-    view = np.maximum(_triangle(view, radius), need)
-    lo, hi = _centre_bounds(rule, view, aspect, settings.margin)
-    centre = np.empty((n, 2))
-    for axis in range(2):
-        size = view * (aspect if axis == 0 else 1.0)
-        held = _backlash(rule.centre[:, axis], settings.dead_zone * size)
-        low, high = rolling(lo[:, axis], radius, np.max), rolling(hi[:, axis], radius, np.min)
-        low, high = np.minimum(low, high), np.maximum(low, high)  # they agree by construction; guard rounding
-        smooth = _triangle(np.clip(held, low, high), radius)
-        centre[:, axis] = np.clip(smooth, lo[:, axis], np.maximum(lo[:, axis], hi[:, axis]))
+    wanted = _backlash(np.log(rule.view_height), np.log1p(settings.zoom_dead_zone))
+    limit = settings.max_change
+
+    def sized(log_needed: np.ndarray) -> np.ndarray:  # a triangle of radius r over values >= need[t] stays >= it
+        return np.exp(_triangle(_slope_limited(rolling(log_needed, radius, np.max), limit), radius))
+
+    target = np.maximum(wanted, np.log(need))
+    view = sized(target)
+    centre = _follow_centre(rule, view, aspect, radius, settings)
+    steps = limit * np.stack([aspect * view, view], axis=1)
+    centre = np.stack([_rate_limited(centre[:, axis], steps[:, axis]) for axis in range(2)], axis=1)
+    still = 1e-3 * np.stack([aspect * view, view], axis=1)  # a thousandth of the view: not a move
+    centre = np.stack([without_short_reversals(centre[:, axis], still[:, axis]) for axis in range(2)], axis=1)
+    held = _view_about(rule, centre, aspect, settings.margin)
+    if np.any(held > view):  # the slower camera lags the person: widen (a wider view only lowers the pan's share)
+        view = np.maximum(view, sized(np.maximum(target, np.log(held))))
+    view = np.exp(without_short_reversals(np.log(view), 1e-3, only_up=True))
     return view, centre
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from engine.camera import CameraTimeline, Keyframe, apply_camera, camera_plan
 from engine.errors import UserError
-from engine.framing import body_height, preset_rule
+from engine.framing import CLOSE_UP_HEAD, HEAD_HEIGHT, FollowSettings, body_height, preset_rule, without_short_reversals
 from engine.poses.follow import follow_person
 from engine.poses.repair import repair_swaps
 from engine.poses.track import BODY_INDEX as J, NUM_KEYPOINTS, PoseTrack
@@ -80,6 +80,81 @@ def test_frames_without_the_person_hold_the_last_framing_and_are_reported():
         camera_plan(timeline, track)
 
 
+def camera_moves(plan, track) -> np.ndarray:
+    """Change per frame ``(frames - 1, 3)`` as a share of the view: relative zoom, pan in view widths and heights
+    (the output is the track's size)."""
+    zoom, pan_x, pan_y = plan.curves[:, 0], plan.curves[:, 1], plan.curves[:, 2]
+    view_w, view_h = track.width / zoom, track.height / zoom
+    return np.stack([np.abs(np.diff(np.log(zoom))), np.abs(np.diff(pan_x)) * track.width / view_w[1:],
+                     np.abs(np.diff(pan_y)) * track.height / view_h[1:]], axis=1)
+
+
+def short_reversals(values: np.ndarray, still: float = 1e-4, within: int = 5) -> int:
+    """Turns of direction that come fewer than ``within`` frames after the previous turn."""
+    steps = np.diff(values)
+    sign = np.sign(steps[np.abs(steps) > still])
+    frames = np.flatnonzero(np.abs(steps) > still)
+    turns = frames[1:][sign[1:] != sign[:-1]]
+    return int(np.sum(np.diff(turns) < within))
+
+
+def bouncing_track(frames=60, period=6, amplitude=0.03) -> PoseTrack:
+    """A person standing still who bobs up and down (a jump on the spot every ``period`` frames)."""
+    track = walking_track(frames, speed=0.0)
+    track.keypoints[:, :18, 1] += amplitude * np.abs(np.sin(np.pi * np.arange(frames) / period))[:, None]
+    return track
+
+
+def test_a_close_up_of_a_still_person_shows_the_head_at_its_share():
+    track = walking_track(30, speed=0.0)
+    timeline = CameraTimeline(keyframes=[Keyframe(0, shot="close-up")])
+    plan = camera_plan(timeline, track)
+    tall = body_height(track.keypoints[:, :18], track.width, track.height, track.fps)
+    head = HEAD_HEIGHT * tall * plan.curves[:, 0] / track.height  # the rule's head, as a share of the output
+    np.testing.assert_allclose(head, CLOSE_UP_HEAD, rtol=0.1)
+    out = apply_camera(track, timeline).keypoints
+    assert (out[:, [J["nose"], J["r_shoulder"], J["l_shoulder"]], 2] > 0).all()
+
+
+@pytest.mark.parametrize("speed, widens", [(0.006, False), (0.012, True)])
+def test_a_close_up_follows_a_fast_walker_within_the_change_limit(speed, widens):
+    """At 0.006 frame widths per frame the close-up pans at its limit and lets the walker drift across it; at
+    0.012 no close-up of that size can keep up within the limit, so the view widens instead of whipping."""
+    track = walking_track(60, speed=speed)
+    timeline = CameraTimeline(keyframes=[Keyframe(0, shot="close-up")])
+    plan = camera_plan(timeline, track)
+    out = apply_camera(track, timeline).keypoints
+    assert (out[:, [J["nose"], J["r_shoulder"], J["l_shoulder"]], 2] > 0).all()  # head and shoulders never lost
+    assert camera_moves(plan, track).max() <= FollowSettings().max_change + 1e-6
+    still = camera_plan(timeline, walking_track(60, speed=0.0)).curves[0, 0]
+    assert (plan.curves[30, 0] < 0.9 * still) == widens
+    assert np.all(np.diff(plan.curves[:, 1]) >= 0) and plan.curves[-1, 1] - plan.curves[0, 1] > 0.25 * speed * 60
+    assert all(short_reversals(plan.curves[:, axis]) == 0 for axis in range(3))
+
+
+@pytest.mark.parametrize("name", ["close-up", "medium", "wide"])
+def test_a_bouncing_person_does_not_make_the_camera_twitch(name):
+    track = bouncing_track()
+    timeline = CameraTimeline(keyframes=[Keyframe(0, shot=name)])
+    plan = camera_plan(timeline, track)
+    assert all(short_reversals(plan.curves[:, axis]) == 0 for axis in range(3))
+    assert camera_moves(plan, track).max() <= FollowSettings().max_change + 1e-6
+    out = apply_camera(track, timeline).keypoints
+    assert (out[:, [J["nose"], J["r_shoulder"], J["l_shoulder"]], 2] > 0).all()
+
+
+def test_short_reversals_are_held_flat_and_never_lower_a_view():
+    wiggle = np.array([0, 1, 2, 3, 2.5, 2, 2.8, 3.5, 4, 5, 6], float)  # back 1.0 for two frames, then on
+    held = without_short_reversals(wiggle, 0.01)
+    np.testing.assert_array_equal(held, [0, 1, 2, 3, 3, 3, 3, 3.5, 4, 5, 6])
+    assert np.abs(np.diff(held)).max() <= np.abs(np.diff(wiggle)).max()  # no step grows
+    bump = -wiggle  # falling, with a short rise: a view size keeps the rise's top from before it
+    up = without_short_reversals(bump, 0.01, only_up=True)
+    assert (up >= bump).all() and np.all(np.diff(up) <= 0)
+    long_turn = np.concatenate([np.arange(10.0), 10 - np.arange(1, 10.0)])  # one real turn stays
+    np.testing.assert_array_equal(without_short_reversals(long_turn, 0.01), long_turn)
+
+
 def test_version_1_timelines_load_as_follow_and_save_as_version_2():
     old = {"version": 1, "keyframes": [{"frame": 0, "zoom": 1.0, "pan_x": 0.0, "pan_y": 0.0, "yaw": 0.0,
                                         "easing": "linear", "shot": "wide", "label": None}], "cuts": []}
@@ -138,6 +213,28 @@ def test_swap_repair_without_3d_uses_image_continuity():
         _swap(keypoints, frames, group)
     repaired, report = repair_swaps(PoseTrack(keypoints, clean.width, clean.height, clean.fps))
     assert report.spans == ((10, 18),)
+    np.testing.assert_allclose(repaired.keypoints[:, :18], clean.keypoints[:, :18], atol=1e-6)
+
+
+def test_swap_repair_lets_the_image_decide_a_side_on_hip_reading():
+    """Arms swapped at one frame while the hips' 3D reading lies 97 degrees from the shoulders: the 3D cannot
+    tell, and the hips lie in the image in the same left-right order as the repaired shoulders, so the legs
+    keep their labels (the 90-degree rule alone would swap them)."""
+    from engine.poses.repair import _swap
+
+    clean = turning_track()
+    keypoints, world = clean.keypoints.copy(), clean.world.copy()
+    frame = np.zeros(len(clean), bool)
+    frame[20] = True
+    _swap(keypoints, frame, "arms")
+    _swap(world, frame, "arms")
+    vec = clean.world[20, J["r_shoulder"]] - clean.world[20, J["l_shoulder"]]
+    side_on = np.arctan2(vec[2], vec[0]) - np.radians(97)
+    for name, sign in (("r_hip", 1), ("l_hip", -1)):
+        world[20, J[name], [0, 2]] = sign * 0.1 * np.array([np.cos(side_on), np.sin(side_on)])
+    repaired, report = repair_swaps(PoseTrack(keypoints, clean.width, clean.height, clean.fps, world))
+    assert report.spans == ((20, 21),) and report.frames == 1
+    assert report.swapped["arms"].tolist() == [20] and report.swapped["legs"].tolist() == []
     np.testing.assert_allclose(repaired.keypoints[:, :18], clean.keypoints[:, :18], atol=1e-6)
 
 

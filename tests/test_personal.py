@@ -253,6 +253,32 @@ def test_a_portrait_motion_is_cropped_around_the_person_not_letterboxed():
         target_track(track, framing="zoom")
 
 
+def test_the_square_around_a_person_grows_past_the_short_side_rather_than_lose_them():
+    from engine.animate import frame_around_person
+    from engine.poses.track import BODY, BODY_INDEX, PoseTrack
+
+    # a person 150 px tall walking across a 640 x 360 landscape frame, from x = 40 to x = 600
+    kp = np.zeros((20, 128, 3), np.float32)
+    kp[:, BODY, 0] = (np.linspace(40, 600, 20)[:, None] + np.linspace(-20, 20, 18)[None]) / 640
+    kp[:, BODY, 1] = np.linspace(150, 300, 18)[None] / 360
+    kp[:, BODY, 2] = 1.0
+    framed = frame_around_person(PoseTrack(kp, 640, 360, 25.0))
+    assert 360 < framed.width == framed.height <= 640
+    assert (framed.keypoints[:, BODY, 2] == 1.0).all()  # every joint of the walk is kept
+    # a box taller than even the long side (feet guessed far below a portrait frame): the head is kept
+    heights = {"nose": 100, "r_eye": 95, "l_eye": 95, "r_ear": 100, "l_ear": 100, "neck": 140, "r_shoulder": 150,
+               "l_shoulder": 150, "r_elbow": 200, "l_elbow": 200, "r_wrist": 250, "l_wrist": 250, "r_hip": 250,
+               "l_hip": 250, "r_knee": 330, "l_knee": 330, "r_ankle": 1400, "l_ankle": 1400}
+    tall = np.zeros((3, 128, 3), np.float32)
+    for name, y in heights.items():
+        tall[:, BODY_INDEX[name]] = (0.5, y / 400, 1.0)
+    framed = frame_around_person(PoseTrack(tall, 200, 400, 25.0))
+    assert framed.width == 400
+    kept = {name: bool((framed.keypoints[:, BODY_INDEX[name], 2] > 0).all()) for name in heights}
+    assert all(kept[n] for n in ("nose", "r_eye", "l_ear", "r_shoulder", "r_hip", "r_knee"))
+    assert not kept["r_ankle"] and not kept["l_ankle"]
+
+
 # -- close-up references ------------------------------------------------------------------------------
 def test_a_close_up_reference_with_a_pose_sidecar_is_accepted_and_labelled_close_up(tmp_path):
     from PIL import Image

@@ -10,7 +10,10 @@ body's facing direction by about 180 degrees from one frame to the next. So:
   takes the reading (as given, or swapped: +180 degrees) nearest the last clear
   repaired angle. Hips, then the head (ears, else eyes), each take the reading
   within 90 degrees of the repaired shoulders (a torso does not twist, nor a
-  head turn, that far), which repairs a swap of the legs alone.
+  head turn, that far), which repairs a swap of the legs alone. Near 90 degrees
+  either way (a side-on hip reading, or a noisy one) the 3D cannot tell, and
+  the image decides where it can: a swap exchanges a pair's left-right order in
+  the image, and the hips (or ears) lie in the same order as the shoulders.
 * **image continuity** (no 3D): each part group takes the labelling whose joints
   lie nearest the previous repaired frame, when one is clearly nearer.
 
@@ -50,7 +53,7 @@ class SwapReport:
     @property
     def frames(self) -> int:
         """Frames where any group was relabelled."""
-        return int(np.any(np.stack(list(self.swapped.values())), axis=0).sum()) if self.swapped else 0
+        return len(np.unique(np.concatenate(list(self.swapped.values())))) if self.swapped else 0
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -91,10 +94,29 @@ def _unwrap_flips(angle: np.ndarray, clear: float = np.radians(50)) -> np.ndarra
     return flips
 
 
-def _relative_flips(angle: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Per frame, whether ``angle`` needs +180 degrees to lie within 90 degrees of ``reference``."""
+def _relative_flips(angle: np.ndarray, reference: np.ndarray, order: np.ndarray | None = None,
+                    unclear: float = np.radians(25)) -> np.ndarray:
+    """Per frame, whether ``angle`` needs +180 degrees to lie within 90 degrees of ``reference``. Where the gap
+    is within ``unclear`` of 90 degrees, ``order`` (+1: the pair's image left-right order disagrees with the
+    reference pair's, -1: agrees, 0: the image cannot tell) decides instead, when it can."""
     both = np.isfinite(angle) & np.isfinite(reference)
-    return both & (_angle_gap(angle, reference) > np.pi / 2)
+    gap = _angle_gap(angle, reference)
+    flips = both & (gap > np.pi / 2)
+    if order is not None:
+        ambiguous = both & (np.abs(gap - np.pi / 2) < unclear) & (order != 0)
+        flips = np.where(ambiguous, order > 0, flips)
+    return flips
+
+
+def _image_order(px: np.ndarray, conf: np.ndarray, right: int, left: int) -> np.ndarray:
+    """Per frame, the image x-order of a joint pair: +1 right of left, -1 left of it, 0 unseen or too close to
+    tell (under a quarter of the pair's spread when it faces the camera, its 90th percentile over the track)."""
+    dx = px[:, right, 0] - px[:, left, 0]
+    seen = (conf[:, right] > VISIBLE) & (conf[:, left] > VISIBLE)
+    if not seen.any():
+        return np.zeros(len(px))
+    apart = np.abs(dx) > 0.25 * np.percentile(np.abs(dx[seen]), 90)
+    return np.where(seen & apart, np.sign(dx), 0.0)
 
 
 def _image_flips(px: np.ndarray, conf: np.ndarray, group: str, scale: float) -> np.ndarray:
@@ -134,15 +156,20 @@ def find_swaps(track: PoseTrack) -> dict[str, np.ndarray]:
 
     if track.world is not None and np.abs(track.world[:, :18]).max() > 0:
         world = track.world[:, :18]
+        px = track.keypoints[:, :18, :2] * np.array([track.width, track.height], np.float32)
         raw = _facing(world, conf, BODY_INDEX["r_shoulder"], BODY_INDEX["l_shoulder"])
         arms = majority(_unwrap_flips(raw))
         shoulders = raw + np.pi * arms
+        shoulder_order = _image_order(px, conf, BODY_INDEX["r_shoulder"], BODY_INDEX["l_shoulder"])
+        shoulder_order = np.where(arms, -shoulder_order, shoulder_order)  # as repaired
         flips = {"arms": arms}
         for group, pairs in (("legs", [("r_hip", "l_hip")]), ("head", [("r_ear", "l_ear"), ("r_eye", "l_eye")])):
-            angle = np.full(n, np.nan)
+            angle, order = np.full(n, np.nan), np.zeros(n)
             for r, l in pairs:
-                angle = np.where(np.isfinite(angle), angle, _facing(world, conf, BODY_INDEX[r], BODY_INDEX[l]))
-            own = _relative_flips(angle, shoulders)
+                take = ~np.isfinite(angle)
+                angle = np.where(take, _facing(world, conf, BODY_INDEX[r], BODY_INDEX[l]), angle)
+                order = np.where(take, _image_order(px, conf, BODY_INDEX[r], BODY_INDEX[l]), order)
+            own = _relative_flips(angle, shoulders, -order * shoulder_order)
             flips[group] = np.where(np.isfinite(angle) & np.isfinite(shoulders), own, arms) & detected
     else:
         px = track.keypoints[:, :18, :2] * np.array([track.width, track.height], np.float32)
