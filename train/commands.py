@@ -72,8 +72,9 @@ def register(subparsers, bench) -> None:
     b.add_argument("--stage", default="image", choices=["image", "temporal"])
     b.add_argument("--json")
     b.set_defaults(func=_bench)
-    cuts = bench.add_parser("cuts", help="precision and recall of shot-cut detection on synthetic multi-shot videos")
-    cuts.add_argument("--videos", type=int, default=24, help="synthetic videos (default %(default)s)")
+    cuts = bench.add_parser("cuts", help="precision and recall of shot-cut detection on synthetic videos: camera cuts, "
+                                         "jump cuts, and shots with a digital zoom, a flash or a lens flare")
+    cuts.add_argument("--videos", type=int, default=6, help="synthetic videos of each kind (default %(default)s)")
     cuts.add_argument("--seed", type=int, default=0)
     cuts.add_argument("--method", default="color", choices=["auto", "color", "dinov2"])
     cuts.add_argument("--json")
@@ -127,10 +128,16 @@ def _bench_cuts(args) -> int:
     if args.videos < 1:
         raise UserError(f"--videos {args.videos} is not valid: use at least 1")
     figures = bench_cuts(args.videos, args.seed, args.method)
+    for kind, row in figures["kinds"].items():
+        print(f"{kind:>6}: precision {row['precision']:.2f}, recall {row['recall']:.2f} "
+              f"({row['true_cuts']} true cuts, {row['false_positives']} false, {row['false_negatives']} missed)")
+    print(f"   all: precision {figures['precision']:.2f}, recall {figures['recall']:.2f} ({figures['true_cuts']} true cuts, "
+          f"{figures['frames']} frames, {figures['frames_per_second']:.0f} frames/s)")
     text = json.dumps(figures, indent=2)
-    print(text)
     if args.json:
         write_text_atomic(Path(args.json), text + "\n")
+    else:
+        print(text)
     return 0
 
 

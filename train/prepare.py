@@ -213,16 +213,11 @@ def decode(path: Path) -> tuple[list[np.ndarray], float]:
 # -- per file -----------------------------------------------------------------------------------------
 def prepare_file(path: Path, out: Path, identity: str, settings: PrepareSettings) -> dict:
     """Cut, filter, pose and crop one video; writes its clips and returns its manifest."""
-    from engine.poses import extract_frames
-
-    from .shots import detect_cuts, feature_distance, frame_features, pose_jumps, segments, skip_distances
+    from .shots import find_cuts, segments
 
     key = source_key(path)
     frames, fps = decode(path)
-    feats, method = frame_features(frames, settings.method)
-    distances = np.concatenate([[0.0], feature_distance(feats[1:], feats[:-1], method)]) if len(feats) > 1 else np.zeros(len(feats))
-    whole = extract_frames(frames, fps)  # the person's jumps find jump cuts (same camera, later in time)
-    cuts = detect_cuts(distances, skips=skip_distances(feats, method), jumps=pose_jumps(whole.keypoints, whole.detected))
+    cuts, method = find_cuts(frames, settings.method)
     clips, rejected = [], []
     for k, (start, stop) in enumerate(segments(len(frames), cuts)):
         clip, why = prepare_shot(frames[start:stop], fps, settings)

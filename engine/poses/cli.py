@@ -109,11 +109,14 @@ def _spans(spans) -> str:
 def extract_summary(output: str, frames: int, found: int, swaps=None, gaps=None, follow=None) -> str:
     """The one line ``pose extract`` prints: frames, detected, repaired, interpolated, and the person followed."""
     parts = [f"{output}: {frames} frames, a person in {found}"]
-    if follow is not None and follow.people_at_start > 1:
-        parts.append(f"followed person {follow.person} of {follow.people_at_start} (numbered from the left)")
+    if follow is not None:  # several people were tracked: one of them followed
+        if follow.people_at_start > 1:
+            parts.append(f"followed person {follow.person} of {follow.people_at_start} (numbered from the left)")
         spans = follow.lost_spans()
         if spans:
-            parts.append(f"lost them in {len(follow.lost)} frames ({_spans(spans)})")
+            unlike = len(follow.looked_different)
+            parts.append(f"lost them in {len(follow.lost)} frames ({_spans(spans)})" +
+                         (f", in {unlike} of them their box looked like someone else" if unlike else ""))
         if follow.refound:
             parts.append(f"found them again at frame{'s' if len(follow.refound) > 1 else ''} "
                          f"{', '.join(map(str, follow.refound[:4]))}")

@@ -134,7 +134,7 @@ def detect_frame(lms: Landmarkers, rgb: np.ndarray, timestamp_ms: int | None, pr
 
     people = [landmarks_array(p) for p in result.pose_landmarks]
     bodies = np.stack([mediapipe_body_to_openpose(p)[:, [0, 1, 3]] for p in people])
-    chosen = pick_person(bodies, previous_body, width, height) if follower is None else follower.choose(bodies)
+    chosen = pick_person(bodies, previous_body, width, height) if follower is None else follower.choose(bodies, rgb)
     if chosen is None:  # the followed person is not in this frame: nobody else is taken instead
         return FramePose(keypoints, world, face_z, False)
     body33 = people[chosen]
@@ -231,18 +231,15 @@ def extract_image_pose(image: np.ndarray | str | os.PathLike, hands: bool = True
 MAX_AUTO_POSES = 4
 
 
-def _detect_boxes(lms: Landmarkers, rgb: np.ndarray) -> np.ndarray:
-    """Pixel boxes ``(people, 4)`` around the bodies the pose landmarker finds in one RGB frame (IMAGE mode)."""
+def _detect_bodies(lms: Landmarkers, rgb: np.ndarray) -> np.ndarray:
+    """The bodies ``(people, 18, 3)`` (normalised to ``rgb``) the pose landmarker finds in one RGB frame (IMAGE mode)."""
     import mediapipe as mp
-
-    from .follow import body_boxes
 
     image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
     found = _run(lms.pose, image, None, "image").pose_landmarks
     if not found:
-        return np.zeros((0, 4))
-    bodies = np.stack([mediapipe_body_to_openpose(landmarks_array(p))[:, [0, 1, 3]] for p in found])
-    return body_boxes(bodies, rgb.shape[1], rgb.shape[0])
+        return np.zeros((0, 18, 3), np.float32)
+    return np.stack([mediapipe_body_to_openpose(landmarks_array(p))[:, [0, 1, 3]] for p in found]).astype(np.float32)
 
 
 def _same_person(a: np.ndarray, b: np.ndarray) -> bool:
@@ -253,22 +250,39 @@ def _same_person(a: np.ndarray, b: np.ndarray) -> bool:
     return w * h > smaller / 3
 
 
-def find_people(lms: Landmarkers, rgb: np.ndarray) -> np.ndarray:
-    """Pixel boxes ``(people, 4)`` of everyone in one RGB frame: the landmarker sees the frame shrunk to a small
-    square, so people small in a large or elongated frame are looked for again in two overlapping halves along
-    its long side (60% each), and boxes of one person found twice are merged."""
+def find_bodies(lms: Landmarkers, rgb: np.ndarray) -> np.ndarray:
+    """The bodies ``(people, 18, 3)`` (normalised to the frame) of everyone in one RGB frame: the landmarker sees
+    the frame shrunk to a small square, so people small in a large or elongated frame are looked for again in
+    two overlapping halves along its long side (60% each), and a person found twice is kept once."""
+    from .follow import body_boxes
+
     height, width = rgb.shape[:2]
-    boxes = list(_detect_boxes(lms, rgb))
+    bodies = list(_detect_bodies(lms, rgb))
+    boxes = list(body_boxes(np.array(bodies).reshape(-1, 18, 3), width, height))
     long_side = max(width, height)
     if long_side > 640 or max(width, height) > 1.4 * min(width, height):
         span = int(0.6 * long_side)
         for start in (0, long_side - span):
             tile = rgb[start:start + span] if height >= width else rgb[:, start:start + span]
-            for box in _detect_boxes(lms, tile):
-                box = box + ([0, start, 0, start] if height >= width else [start, 0, start, 0])
-                if not any(_same_person(box, other) for other in boxes):
-                    boxes.append(box)
-    return np.array(boxes).reshape(-1, 4)
+            found = _detect_bodies(lms, tile)
+            for body, box in zip(found, body_boxes(found, tile.shape[1], tile.shape[0])):
+                shift = [0, start, 0, start] if height >= width else [start, 0, start, 0]
+                box = box + shift
+                if any(_same_person(box, other) for other in boxes):
+                    continue
+                body = body.copy()  # tile coordinates -> frame coordinates
+                body[:, 0] = (body[:, 0] * tile.shape[1] + shift[0]) / width
+                body[:, 1] = (body[:, 1] * tile.shape[0] + shift[1]) / height
+                bodies.append(body)
+                boxes.append(box)
+    return np.array(bodies, np.float32).reshape(-1, 18, 3)
+
+
+def find_people(lms: Landmarkers, rgb: np.ndarray) -> np.ndarray:
+    """Pixel boxes ``(people, 4)`` of everyone in one RGB frame (:func:`find_bodies`)."""
+    from .follow import body_boxes
+
+    return body_boxes(find_bodies(lms, rgb), rgb.shape[1], rgb.shape[0]).reshape(-1, 4)
 
 
 def count_people(rgb: np.ndarray, model_paths: dict | None = None) -> int:
@@ -327,6 +341,8 @@ def extract_frames(frames: Iterable[np.ndarray], fps: float, hands: bool = False
             results.append(frame)
             if progress is not None:
                 progress(1)
+    if follower is not None:
+        follower.finish()
     if size is None:
         raise UserError("no frames to extract poses from")
     return _collect(results, size[0], size[1], fps)

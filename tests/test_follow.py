@@ -1,0 +1,124 @@
+"""Person following (engine/poses/follow.py) on small hand-made tracks: two people crossing, a landmarker that
+slides onto someone else, a person hidden behind another, and ``--person N`` past the people there are."""
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+from engine.cli import main
+from engine.poses import PoseTrack, fill_gaps
+from engine.poses.follow import follow_person
+from engine.poses.track import BODY_INDEX as J, NUM_KEYPOINTS
+from engine.video import write_video
+from tests.test_camera import STANDING
+
+W, H = 640, 360
+RED, BLUE = (200, 40, 40), (40, 70, 200)
+
+
+def body_at(x: float, scale: float = 1.0, y: float = 0.5) -> np.ndarray:
+    """A standing body ``(18, 3)``, normalised, centred at ``x``."""
+    body = np.zeros((18, 3), np.float32)
+    for name, (bx, by) in STANDING.items():
+        body[J[name]] = (x + (bx - 0.5) * 0.3 * scale, y + (by - 0.5) * 0.6 * scale, 0.9)
+    return body
+
+
+def paint(*people: tuple[np.ndarray, tuple[int, int, int]]) -> np.ndarray:
+    """A grey frame with each body's torso (shoulders to hips, a little wider) in its shirt colour, in order
+    (a later person hides an earlier one)."""
+    frame = np.full((H, W, 3), 110, np.uint8)
+    for body, colour in people:
+        pts = body[[J["r_shoulder"], J["l_shoulder"], J["r_hip"], J["l_hip"]], :2] * [W, H]
+        (x0, y0), (x1, y1) = pts.min(0) - 4, pts.max(0) + 4
+        cv2.rectangle(frame, (int(x0), int(y0)), (int(x1), int(y1)), colour, -1)
+    return frame
+
+
+def shirt(frame: np.ndarray, body: np.ndarray) -> tuple[int, ...]:
+    """The colour under the middle of ``body``'s torso: who the follower took, independent of the tracker."""
+    x, y = body[[J["neck"], J["r_hip"], J["l_hip"]], :2].mean(0) * [W, H]
+    return tuple(int(v) for v in frame[int(y), int(x)])
+
+
+@pytest.mark.parametrize("with_pixels", [True, False])
+def test_two_crossing_people_keep_their_identities(with_pixels):
+    frames, images = [], []
+    for t in range(40):
+        a, b = body_at(0.2 + 0.015 * t), body_at(0.8 - 0.015 * t, scale=0.9)
+        frames.append(np.stack([a, b] if t % 3 else [b, a]))  # the detector's order changes
+        images.append(paint((b, BLUE), (a, RED)))
+    chosen, report = follow_person(frames, W, H, 25.0, person=1, images=images if with_pixels else None)
+    assert report.person == 1 and not report.lost and not report.looked_different
+    assert {shirt(images[t], frames[t][i]) for t, i in enumerate(chosen)} == {RED}
+
+
+def test_a_landmarker_that_slides_onto_someone_else_is_not_followed():
+    """One continuous box (the tracker keeps its identity) that lies on another person's shirt for a while, as
+    when one person passes in front of the other: those frames are lost, and taken again once it is back."""
+    frames, images = [], []
+    for t in range(45):
+        body = body_at(0.40 + 0.002 * t)
+        frames.append(body[None])
+        images.append(paint((body, BLUE if 20 <= t < 30 else RED)))
+    chosen, report = follow_person(frames, W, H, 25.0, images=images)
+    assert [c is None for c in chosen] == [not (t < 20 or t >= 30) for t in range(45)]
+    assert report.lost == report.looked_different == list(range(20, 30)) and not report.refound
+    # without the pixels nothing can tell: the box is followed throughout
+    assert None not in follow_person(frames, W, H, 25.0)[0]
+    from engine.poses.cli import extract_summary
+
+    line = extract_summary("p.json", 45, 35, follow=report)
+    assert "lost them in 10 frames (20-29), in 10 of them their box looked like someone else" in line
+    assert "followed person" not in line  # one person at the start: nobody to number
+
+
+@pytest.mark.parametrize("with_pixels", [True, False])
+def test_a_hidden_person_is_lost_and_the_gap_is_filled_from_them_only(with_pixels):
+    """The followed person walks behind a bystander and is not detected for 8 frames, while the bystander's box
+    is where they were last seen: the bystander is never taken, and the filled gap runs from the person's last
+    pose to their next one."""
+    truth, frames, images = [], [], []
+    bystander = body_at(0.55, scale=0.95)
+    for t in range(40):
+        person = body_at(0.3 + 0.012 * t)
+        truth.append(person)
+        hidden = 17 <= t < 25
+        frames.append(bystander[None] if hidden else np.stack([bystander, person]))
+        images.append(paint((person, RED), (bystander, BLUE)) if hidden else paint((bystander, BLUE), (person, RED)))
+    chosen, report = follow_person(frames, W, H, 25.0, person=1, images=images if with_pixels else None)
+    assert all(chosen[t] is None for t in range(17, 25))
+    assert report.lost == list(range(17, 25))
+    followed = [t for t, c in enumerate(chosen) if c is not None]
+    assert all(shirt(images[t], frames[t][chosen[t]]) == RED for t in followed)
+    assert followed == [t for t in range(40) if not 17 <= t < 25]
+
+    keypoints = np.zeros((40, NUM_KEYPOINTS, 3), np.float32)
+    for t in followed:
+        keypoints[t, :18] = frames[t][chosen[t]]
+    track = PoseTrack(keypoints, W, H, 25.0, detected=np.array([c is not None for c in chosen]))
+    filled, gaps = fill_gaps(track)
+    assert gaps.filled == 8
+    # the person walks at constant speed: the gap filled from their own poses is where they really were
+    np.testing.assert_allclose(filled.keypoints[17:25, :18], np.stack(truth[17:25]), atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def two_people_video(tmp_path_factory):
+    astronaut = data.astronaut()
+    frames = []
+    for i in range(6):
+        canvas = np.full((320, 512, 3), 255, np.uint8)
+        canvas[:, 10 + i:330 + i] = cv2.resize(astronaut, (320, 320))
+        canvas[140:300, 340:500] = cv2.resize(astronaut, (160, 160))
+        frames.append(canvas)
+    return write_video(tmp_path_factory.mktemp("two") / "two.mp4", np.stack(frames), fps=12)
+
+
+def test_person_past_the_people_there_is_one_clear_error(two_people_video, tmp_path, capsys):
+    out = tmp_path / "x.json"
+    assert main(["pose", "extract", str(two_people_video), "--person", "7", "-o", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("freeview: error: --person 7:") and "people" in err[0], err
+    assert not out.exists()
