@@ -27,16 +27,6 @@ REFERENCE_FRAMES = [("Pose2Sim/Demo_SinglePerson/videos/cam01.mp4", 20), ("Pose2
 MOTION = "Pose2Sim/Demo_SinglePerson/videos/cam04.mp4"
 
 
-def frame_of(video: Path, index: int) -> np.ndarray:
-    from engine.video import read_video
-
-    frames, _, _ = read_video(video)
-    for i, frame in enumerate(frames):
-        if i == index:
-            return frame
-    raise ValueError(f"{video} has fewer than {index + 1} frames")
-
-
 def part_table(references, frames: np.ndarray, keypoints: np.ndarray) -> dict:
     """ΔE per part between the photos' colours and the frames' (both read at their own keypoints)."""
     from engine.metrics import PARTS, delta_e, part_colour_track, part_colours, summary_colours
@@ -74,6 +64,7 @@ def main() -> int:
     from benchmarks.real_footage import fetch
     from engine.animate import load_motion, load_reference
     from engine.model import load_pipeline
+    from engine.video import read_frame
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = fetch(Path(args.cache) if args.cache else Path(tmp))
@@ -82,7 +73,7 @@ def main() -> int:
         paths = []
         for video, index in REFERENCE_FRAMES:
             path = photos / f"{Path(video).parent.parent.name}_{Path(video).stem}_{index}.png"
-            cv2.imwrite(str(path), cv2.cvtColor(frame_of(folder / video, index), cv2.COLOR_RGB2BGR))
+            cv2.imwrite(str(path), cv2.cvtColor(read_frame(folder / video, index), cv2.COLOR_RGB2BGR))
             paths.append(path)
         astronaut = photos / "astronaut.png"
         cv2.imwrite(str(astronaut), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))

@@ -114,6 +114,16 @@ def read_video(path: str | os.PathLike, with_timestamps: bool = False) -> tuple[
     return _iter_frames(path, with_timestamps), info.fps, (info.width, info.height)
 
 
+
+def read_frame(path: str | os.PathLike, index: int) -> np.ndarray:
+    """Frame ``index`` (RGB uint8) of a video; a video without that frame is a :class:`UserError`."""
+    frames, _, _ = read_video(path)
+    for i, rgb in enumerate(frames):
+        if i == index:
+            return rgb
+    raise UserError(f"{Path(path).name} has no frame {index}")
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """An RGB uint8 image ``(height, width, 3)``; UserError when unreadable."""
     import cv2

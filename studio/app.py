@@ -30,7 +30,7 @@ from engine.camera import EASINGS, SHOT_PRESETS, apply_camera, camera_curves
 from engine.errors import UserError
 from engine.model import ASSETS, check_model_dir, default_model_dir, domain_note, load_pipeline, sampling_defaults
 from engine.poses import extract_poses, load_pose_file, render_track
-from engine.video import read_video, write_video
+from engine.video import read_frame, read_video, write_video
 
 from . import preview, state
 from .timeline import timeline_strip
@@ -1005,15 +1005,6 @@ def _people_warning(reference: Reference) -> str | None:
     except Exception:  # noqa: BLE001 - a missing detector model must not stop the upload
         return None
     return f"{people} people in the photo; the largest is used" if people > 1 else None
-
-
-def read_frame(path: str, index: int) -> np.ndarray:
-    """Frame ``index`` (RGB) of a video."""
-    iterator, _, _ = read_video(path)
-    for i, rgb in enumerate(iterator):
-        if i == index:
-            return rgb
-    raise UserError(f"{Path(path).name} has no frame {index}")
 
 
 def skeleton_video(track) -> str:

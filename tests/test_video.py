@@ -89,3 +89,15 @@ def test_variable_frame_rate_time_stamps_increase(tmp_path):
     assert len(stamps) > 5 and size == (64, 48) and fps > 0
     steps = np.diff(stamps)
     assert (steps > 0).all() and steps.max() > 1.5 * steps.min()  # irregular, strictly increasing
+
+
+def test_read_frame_gives_one_frame_or_one_clear_error(tmp_path):
+    from engine.video import read_frame, write_video
+
+    frames = np.stack([np.full((16, 16, 3), 40 * i, np.uint8) for i in range(4)])
+    path = tmp_path / "ramp.mp4"
+    write_video(path, frames, 10.0)
+    assert read_frame(path, 2).shape == (16, 16, 3)
+    assert abs(float(read_frame(path, 2).mean()) - 80) < 12 and abs(float(read_frame(path, 0).mean())) < 12
+    with pytest.raises(UserError, match="ramp.mp4 has no frame 9"):
+        read_frame(path, 9)
