@@ -353,6 +353,7 @@ def people_picture(frame: np.ndarray, boxes: list, chosen: int | None, max_side:
         pad = 0.08 * max(x1 - x0, y1 - y0)
         p0 = (round(max(0, x0 - pad) * sx), round(max(0, y0 - pad) * sy))
         p1 = (round(min(w - 1, x1 + pad) * sx), round(min(h - 1, y1 + pad) * sy))
+        cv2.rectangle(out, p0, p1, (20, 20, 20), 5, cv2.LINE_AA)  # a dark rim: the box shows on light footage too
         cv2.rectangle(out, p0, p1, colour, 3 if number == chosen else 2, cv2.LINE_AA)
         tag = f"{number}" + (" followed" if number == chosen else "")
         (tw, th), _ = cv2.getTextSize(tag, cv2.FONT_HERSHEY_SIMPLEX, 0.6, 2)
