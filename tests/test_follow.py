@@ -12,6 +12,7 @@ from engine.poses.follow import follow_person
 from engine.poses.track import BODY_INDEX as J, NUM_KEYPOINTS
 from engine.video import write_video
 from tests.test_camera import STANDING
+from tests.test_poses import two_astronauts
 
 W, H = 640, 360
 RED, BLUE = (200, 40, 40), (40, 70, 200)
@@ -106,13 +107,7 @@ def test_a_hidden_person_is_lost_and_the_gap_is_filled_from_them_only(with_pixel
 
 @pytest.fixture(scope="module")
 def two_people_video(tmp_path_factory):
-    astronaut = data.astronaut()
-    frames = []
-    for i in range(6):
-        canvas = np.full((320, 512, 3), 255, np.uint8)
-        canvas[:, 10 + i:330 + i] = cv2.resize(astronaut, (320, 320))
-        canvas[140:300, 340:500] = cv2.resize(astronaut, (160, 160))
-        frames.append(canvas)
+    frames = two_astronauts(data.astronaut(), 6)
     return write_video(tmp_path_factory.mktemp("two") / "two.mp4", np.stack(frames), fps=12)
 
 

@@ -125,14 +125,20 @@ def test_pick_person_keeps_identity_over_size():
     assert pick_person(candidates[::-1], small, 512, 512) == 0
 
 
-def test_video_with_gap_and_two_people(astronaut, tmp_path):
-    """VIDEO mode: a black frame is flagged; the followed person never switches to the second one."""
+def two_astronauts(astronaut: np.ndarray, count: int) -> list[np.ndarray]:
+    """``count`` frames of two people: a large astronaut drifting right one pixel a frame, a small one standing."""
     frames = []
-    for i in range(12):
+    for i in range(count):
         canvas = np.full((320, 512, 3), 255, np.uint8)
         canvas[:, 10 + i:330 + i] = cv2.resize(astronaut, (320, 320))
         canvas[140:300, 340:500] = cv2.resize(astronaut, (160, 160))
         frames.append(canvas)
+    return frames
+
+
+def test_video_with_gap_and_two_people(astronaut, tmp_path):
+    """VIDEO mode: a black frame is flagged; the followed person never switches to the second one."""
+    frames = two_astronauts(astronaut, 12)
     frames[6] = np.zeros_like(frames[6])
     path = write_video(tmp_path / "two.mp4", np.stack(frames), fps=12)
     assert main(["pose", "extract", str(path), "-o", str(tmp_path / "p.json"), "--no-progress"]) == 0

@@ -191,12 +191,17 @@ def motion_residuals(frames: Iterable[np.ndarray]) -> np.ndarray:
     return np.array(out, np.float32)
 
 
+def neighbour_distances(feats: np.ndarray, method: str) -> np.ndarray:
+    """Distance of every frame's features ``(n, d)`` to the frame before's (``(n,)``, the first is 0)."""
+    if len(feats) < 2:
+        return np.zeros(len(feats), np.float32)
+    return np.concatenate([[0.0], feature_distance(feats[1:], feats[:-1], method)]).astype(np.float32)
+
+
 def frame_distances(frames: Iterable[np.ndarray], method: str = "auto", batch: int = 32) -> tuple[np.ndarray, str]:
     """Distance of every frame to the one before (``(n,)``, the first is 0) and the method used."""
     feats, method = _features(frames, method, batch)
-    if len(feats) < 2:
-        return np.zeros(len(feats), np.float32), method
-    return np.concatenate([[0.0], feature_distance(feats[1:], feats[:-1], method)]).astype(np.float32), method
+    return neighbour_distances(feats, method), method
 
 
 def _features(frames: Iterable[np.ndarray], method: str = "auto", batch: int = 32) -> tuple[np.ndarray, str]:
@@ -376,7 +381,7 @@ def find_cuts(frames: list[np.ndarray], method: str = "auto", settings: CutSetti
     feats, method = frame_features(frames, method)
     if len(feats) < 2:
         return [], method
-    distances = np.concatenate([[0.0], feature_distance(feats[1:], feats[:-1], method)])
+    distances = neighbour_distances(feats, method)
     skips, layout = skip_distances(feats, method), layout_changes(feats, method)
     residuals = motion_residuals(frames)
     look = frames_to_look_at(jump_candidates(distances, settings, skips, layout, residuals), len(frames), settings)

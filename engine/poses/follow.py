@@ -24,9 +24,10 @@ import numpy as np
 
 from ..errors import UserError
 from .convert import pick_person
+from .track import BODY_INDEX
 
 VISIBLE = 0.3
-TORSO = (2, 5, 8, 11)   # r_shoulder, l_shoulder, r_hip, l_hip in the 18-joint body
+TORSO = tuple(BODY_INDEX[n] for n in ("r_shoulder", "l_shoulder", "r_hip", "l_hip"))
 LOOKS_DIFFERENT = 0.6   # torso colour distance (Hellinger, 0..1) beyond which a box is someone else
 LOOK_UPDATE = 0.4       # closer than this, the box updates the person's look (slow changes of light)
 LOOK_MEMORY = 10        # frames the running look averages over
@@ -197,12 +198,11 @@ class PersonFollower:
         raise UserError(f"--person {self.person}: {where} show{'s' if where == 'the video' else ''} at most {people} "
                         "(numbered from the left)")
 
-    def _take(self, index: int, boxes: np.ndarray, looks: list, ids: np.ndarray | None = None) -> int:
+    def _take(self, index: int, boxes: np.ndarray, looks: list, ids: np.ndarray) -> int:
         """Follow candidate ``index`` this frame: its box is where the person was last seen, the other tracked
         boxes are other people, its colours (when close to the person's) update their look."""
         self.last_box = boxes[index]
-        if ids is not None:
-            self.others.update(int(i) for k, i in enumerate(ids) if k != index and i >= 0)
+        self.others.update(int(i) for k, i in enumerate(ids) if k != index and i >= 0)
         look = looks[index]
         if look is not None and (self.look is None or colour_distance(look, self.look) < LOOK_UPDATE):
             self.looks_seen += 1
