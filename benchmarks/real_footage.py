@@ -1,24 +1,26 @@
 """Real-footage figures for framing, pose-track repair, person following and cut detection (issue 18).
 
 The videos come from two public PyPI packages that ship demo footage of moving people: Sports2D
-(``Sports2D/Demo/demo.mp4``: a park, 1768x994, 30 fps, 230 frames; a man jumping on and off a box, then a
-woman walking across, then a man running, in turn, which the single-person track follows one after the
-other; the framing figures cut at those switches, see :func:`subject_switches`) and Pose2Sim
-(``Demo_SinglePerson`` and ``Demo_MultiPerson``: four cameras each, 100 frames, 60 fps, portrait, one
-athlete, and a second person walking in the MultiPerson clips). They are downloaded with
-``pip download --no-deps`` into a temporary folder (or ``--cache DIR``) and never stored in the repository.
+(``Sports2D/Demo/demo.mp4``: a park, 1768x994, 30 fps, 230 frames; a man jumping on a box, a woman walking
+across below, and the man again, running, after he jumps off: the landmarker, tracking one pose, sees them in
+turn, see :data:`IN_TURN`; the pose track follows the man and reports the rest lost, and the framing figures
+take each person's frames as a clip of their own) and Pose2Sim (``Demo_SinglePerson`` and
+``Demo_MultiPerson``: four cameras each, 100 frames, 60 fps, portrait, one athlete, and a second person
+walking in the MultiPerson clips). They are downloaded with ``pip download --no-deps`` into a temporary folder
+(or ``--cache DIR``) and never stored in the repository.
 
     nice -n 19 .venv/bin/python benchmarks/real_footage.py [--cache /tmp/real] [--poses-cache /tmp/real/poses]
         [--json OUT.json] [--only framing,swaps,people,cuts]
 
-``--poses-cache DIR`` keeps each video's default pose track as a FreeView pose file (``freeview pose extract``'s
-format, world landmarks included) named after the video, so reruns skip mediapipe. It is keyed by the video's
-name only: empty it after changing the pose extractor.
+``--poses-cache DIR`` keeps each video's default pose track (and each :data:`IN_TURN` clip's) as a FreeView pose
+file (``freeview pose extract``'s format, world landmarks included) named after the video, so reruns skip
+mediapipe. It is keyed by the video's name only: empty it after changing the pose extractor.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import subprocess
 import sys
@@ -37,6 +39,11 @@ PACKAGES = {"sports2d==0.8.34": ["Sports2D/Demo/demo.mp4"],
 SINGLE = [f"Pose2Sim/Demo_SinglePerson/videos/cam0{i}.mp4" for i in range(1, 5)] + ["Sports2D/Demo/demo.mp4"]
 MULTI = [f"Pose2Sim/Demo_MultiPerson/videos/cam0{i}.mp4" for i in range(1, 5)]
 SWAPPING = "Pose2Sim/Demo_SinglePerson/videos/cam02.mp4"   # mediapipe swaps left and right here; he faces the camera
+# Who the landmarker sees when it tracks one pose, checked by eye: (first frame, stop, who, doing what). The woman
+# walks in below the box from about frame 95, unseen while the man is tracked; he jumps off at 167 and lands far
+# to the right, where he is seen again from 203.
+IN_TURN = {"Sports2D/Demo/demo.mp4": [(0, 167, "the man", "on the box"), (167, 203, "the woman", "walking"),
+                                      (203, 230, "the man", "running, after landing")]}
 
 
 def fetch(folder: Path) -> Path:
@@ -55,24 +62,31 @@ def fetch(folder: Path) -> Path:
     return folder
 
 
-def poses(folder: Path, video: str, cache: dict, **kwargs):
-    """The pose track of ``video`` (extracted once per run; default tracks also kept in ``cache["store"]``, a
-    folder, when given)."""
-    from engine.poses import extract_poses, load_pose_file, save_pose_file
+def poses(folder: Path, video: str, cache: dict, span: tuple[int, int] | None = None, **kwargs):
+    """The pose track of ``video``, or of its frames ``span`` (start, stop) as a clip of their own (extracted
+    once per run; default tracks also kept in ``cache["store"]``, a folder, when given)."""
+    from engine.poses import extract_frames, extract_poses, load_pose_file, save_pose_file
 
-    key = (video, tuple(sorted(kwargs.items())))
+    key = (video, span, tuple(sorted(kwargs.items())))
     if key not in cache:
         store = cache.get("store")
         stored = None
         if store and not kwargs:
-            stored = Path(store) / (video.removesuffix(".mp4").replace("/", "_") + ".json")
+            name = video.removesuffix(".mp4").replace("/", "_") + (f"_{span[0]}-{span[1] - 1}" if span else "")
+            stored = Path(store) / (name + ".json")
         if stored is not None and stored.is_file():
             cache[key] = load_pose_file(stored)
-        else:
+            return cache[key]
+        if span is None:
             cache[key] = extract_poses(folder / video, **kwargs)
-            if stored is not None:
-                stored.parent.mkdir(parents=True, exist_ok=True)
-                save_pose_file(cache[key], stored)
+        else:
+            from engine.video import read_video
+
+            frames, fps, _ = read_video(folder / video)
+            cache[key] = extract_frames(itertools.islice(frames, *span), fps, **kwargs)
+        if stored is not None:
+            stored.parent.mkdir(parents=True, exist_ok=True)
+            save_pose_file(cache[key], stored)
     return cache[key]
 
 
@@ -127,8 +141,9 @@ def head_heights(track, confident: float = 0.5) -> np.ndarray:
 
 def subject_switches(track, threshold: float = 0.5) -> list[int]:
     """Frames where the track's person jumps by more than ``threshold`` of their height from the previous
-    detected frame: the track moved to someone else (Sports2D's demo shows three people in turn, and its track
-    goes from one to the next after a lost frame). A camera must cut there, so the benchmark puts cuts there."""
+    detected frame: the track moved to someone else (before the follower was used on videos that start with one
+    person, Sports2D's demo track went from one person to the next this way, at frames 168 and 203). None are
+    expected now; a camera must cut at any there are, so the framing benchmark puts cuts there."""
     body = track.keypoints[:, :18]
     seen = (body[..., 2] > 0.3) & track.detected[:, None]
     frames = [f for f in range(len(track)) if seen[f].sum() >= 4]
@@ -248,15 +263,27 @@ def summary(parts: list[dict]) -> dict:
     return out
 
 
+def framed_clips() -> dict[str, tuple[str, tuple[int, int] | None]]:
+    """The clips the framing is measured on, by name: each :data:`SINGLE` video, the :data:`IN_TURN` ones as one
+    clip per person seen (its pose track follows only the first)."""
+    clips = {}
+    for video in SINGLE:
+        for start, stop, *_ in IN_TURN.get(video, [(None, None)]):
+            clips[video if start is None else f"{video} frames {start}-{stop - 1}"] = (
+                video, None if start is None else (start, stop))
+    return clips
+
+
 def run_framing(folder: Path, cache: dict, framing: str = "follow", views=tuple(VIEWS)) -> dict:
-    """Per view (:data:`VIEWS`), per video and preset, and pooled over the videos."""
+    """Per view (:data:`VIEWS`), per clip (:func:`framed_clips`) and preset, and pooled over the clips."""
     out = {}
+    clips = framed_clips()
     for view in views:
-        per = {video: {name: framing_frames(poses(folder, video, cache), name, framing, view) for name in PRESETS}
-               for video in SINGLE}
+        per = {name: {preset: framing_frames(poses(folder, video, cache, span), preset, framing, view)
+                      for preset in PRESETS} for name, (video, span) in clips.items()}
         out[view] = {"how": VIEW_NOTES[view],
-                     "total": {name: summary([per[v][name] for v in SINGLE]) for name in PRESETS},
-                     "videos": {v: {name: summary([per[v][name]]) for name in PRESETS} for v in SINGLE}}
+                     "total": {preset: summary([per[c][preset] for c in clips]) for preset in PRESETS},
+                     "videos": {c: {preset: summary([per[c][preset]]) for preset in PRESETS} for c in clips}}
     return out
 
 
@@ -324,6 +351,43 @@ def torso_is_bare(video: Path, track) -> list[bool | None]:
     return labels
 
 
+def followed_in_turn(video: str, track, follow) -> dict:
+    """Of a video whose people are seen in turn (:data:`IN_TURN`), how many of each span's frames the track
+    follows, and how many frames of anyone but the first followed person it took (0 wanted; the same person
+    again, re-found, is no switch)."""
+    followed = np.asarray(track.detected, bool)
+    who = {f: person for start, stop, person, _ in IN_TURN[video] for f in range(start, stop)}
+    rows = {f"{person}, {what} ({start}-{stop - 1})": int(followed[start:stop].sum())
+            for start, stop, person, what in IN_TURN[video]}
+    frames = np.flatnonzero(followed)
+    others = [f for f in frames if who[int(f)] != who[int(frames[0])]] if len(frames) else []
+    return {"followed_frames_of": rows, "someone_else_followed_frames": len(others),
+            "lost_spans": [[a, b - 1] for a, b in follow.lost_spans()], "others_seen_frames": len(follow.others_seen),
+            "looked_different_frames": len(follow.looked_different), "refound": list(follow.refound),
+            "subject_switches": subject_switches(track)}
+
+
+def run_single(folder: Path) -> dict:
+    """One person at the start: the Pose2Sim single-person cameras (one athlete: no frame may be lost, no
+    ``false_lost_spans``) and the videos whose people are seen in turn (:func:`followed_in_turn`)."""
+    from engine.poses import extract_poses
+
+    rows = {}
+    for video in SINGLE:
+        report: dict = {}
+        track = extract_poses(folder / video, report=report)
+        follow = report["follow"]
+        if video in IN_TURN:
+            rows[video] = {"frames": len(track), **followed_in_turn(video, track, follow)}
+            continue
+        rows[video] = {"frames": len(track), "followed_frames": int(track.detected.sum()),
+                       "lost_spans": [[a, b - 1] for a, b in follow.lost_spans()],
+                       "others_seen_frames": len(follow.others_seen), "subject_switches": subject_switches(track)}
+    alone = [v for v in SINGLE if v not in IN_TURN]
+    return {"clips": rows, "false_lost_spans": sum(len(rows[v]["lost_spans"]) for v in alone),
+            "someone_else_followed_frames": sum(rows[v]["someone_else_followed_frames"] for v in IN_TURN)}
+
+
 def run_people(folder: Path, cache: dict) -> dict:
     rows = {}
     for video in MULTI:
@@ -340,14 +404,15 @@ def run_people(folder: Path, cache: dict) -> dict:
                 continue
             labels = [x for x in torso_is_bare(folder / video, track) if x is not None]
             switches = sum(1 for a, b in zip(labels, labels[1:]) if a != b)
-            follow = report.get("follow")
+            follow = report["follow"]
             rows[f"{video} person={person}"] = {
-                "people_at_start": follow.people_at_start if follow else 1, "person": follow.person if follow else None,
-                "followed_frames": int(track.detected.sum()), "lost_frames": len(follow.lost) if follow else 0,
-                "refound": list(follow.refound) if follow else [],
-                "looked_different_frames": len(follow.looked_different) if follow else 0, "identity_switches": switches,
+                "people_at_start": follow.people_at_start, "person": follow.person,
+                "followed_frames": int(track.detected.sum()), "lost_frames": len(follow.lost),
+                "refound": list(follow.refound), "looked_different_frames": len(follow.looked_different),
+                "others_seen_frames": len(follow.others_seen), "identity_switches": switches,
                 "athlete_share": float(np.mean(labels)) if labels else None}
-    return {"clips": rows, "identity_switches": sum(r.get("identity_switches", 0) for r in rows.values())}
+    return {"clips": rows, "identity_switches": sum(r.get("identity_switches", 0) for r in rows.values()),
+            "one_person_at_the_start": run_single(folder)}
 
 
 # -- cuts ----------------------------------------------------------------------------------------------

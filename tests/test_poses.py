@@ -269,6 +269,7 @@ def test_fill_gaps_interpolates_holds_and_reports():
     track = PoseTrack(track.keypoints, 512, 512, 25.0, track.world, detected)
     filled, report = fill_gaps(track, max_gap=3)
     assert (report.filled, report.gaps, report.unfilled) == (5, 3, 0)
+    assert (report.held, report.ends) == (3, 2)  # frames 0, 1 and 11; 5 and 6 are interpolated
     np.testing.assert_allclose(filled.keypoints[5:7, 0, 0], track.keypoints[[4], 0, 0] + [0.01, 0.02], atol=1e-6)
     assert filled.keypoints[0, 0, 0] == track.keypoints[2, 0, 0] and filled.keypoints[11, 0, 0] == track.keypoints[10, 0, 0]
     assert (filled.keypoints[:, J["nose"], 2] > 0).all() and filled.detected.tolist() == detected.tolist()

@@ -107,23 +107,28 @@ def _spans(spans) -> str:
 
 
 def extract_summary(output: str, frames: int, found: int, swaps=None, gaps=None, follow=None) -> str:
-    """The one line ``pose extract`` prints: frames, detected, repaired, interpolated, and the person followed."""
+    """The one line ``pose extract`` prints: frames, detected, repaired, interpolated, and the person followed
+    (who, and the frames where they were lost, or where only someone else was there)."""
     parts = [f"{output}: {frames} frames, a person in {found}"]
-    if follow is not None:  # several people were tracked: one of them followed
+    if follow is not None:
         if follow.people_at_start > 1:
             parts.append(f"followed person {follow.person} of {follow.people_at_start} (numbered from the left)")
         spans = follow.lost_spans()
         if spans:
-            unlike = len(follow.looked_different)
-            parts.append(f"lost them in {len(follow.lost)} frames ({_spans(spans)})" +
-                         (f", in {unlike} of them their box looked like someone else" if unlike else ""))
+            lost = f"lost them in {len(follow.lost)} frames ({_spans(spans)})"
+            others, unlike = len(follow.others_seen), len(follow.looked_different)
+            if others:
+                lost += f", in {others} of them only someone else was seen (not taken" + \
+                        (f"; in {unlike} their own box looked like someone else)" if unlike else ")")
+            parts.append(lost)
         if follow.refound:
             parts.append(f"found them again at frame{'s' if len(follow.refound) > 1 else ''} "
                          f"{', '.join(map(str, follow.refound[:4]))}")
     if swaps is not None:
         parts.append(f"repaired left/right swaps in {swaps.frames} frames" + (f" ({_spans(swaps.spans)})" if swaps.spans else ""))
     if gaps is not None:
-        parts.append(f"interpolated {gaps.filled} frames in {gaps.gaps} gaps" +
+        parts.append(f"interpolated {gaps.filled - gaps.held} frames in {gaps.gaps - gaps.ends} gaps" +
+                     (f", held the nearest pose in {gaps.held} frames at the ends" if gaps.held else "") +
                      (f", {gaps.unfilled} left empty" if gaps.unfilled else ""))
     return "; ".join(parts)
 
@@ -199,7 +204,9 @@ def make_benchmark_video(path: Path, frames: int = 150, size: int = 512, fps: fl
 
 def run_bench(args: argparse.Namespace) -> int:
     from ..files import write_text_atomic
-    import mediapipe  # noqa: F401  (a one-time import, not part of the throughput)
+    # one-time imports, not part of the throughput (the follower's tracker first, as in extract_frames)
+    import trackers  # noqa: F401
+    import mediapipe  # noqa: F401
 
     from .extract import extract_poses
 

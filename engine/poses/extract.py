@@ -1,10 +1,13 @@
 """Pose extraction with mediapipe's Tasks API (offline), into a :class:`PoseTrack`.
 
 Videos run the landmarkers in VIDEO mode (tracking between frames), photos in
-IMAGE mode. Several people: the landmarker returns up to ``num_poses`` and
-:func:`~engine.poses.convert.pick_person` follows one of them (the largest,
-most central at the start, then the nearest to the previous frame's pose).
-Frames without a person get confidence 0 and ``detected = False``.
+IMAGE mode. In a video, a :class:`~engine.poses.follow.PersonFollower` follows
+one person (the largest, most central at the start), also when the first frame
+shows only one: people who come into view in turn are told apart by position
+and torso colour, and where only someone else is there the person is lost,
+never replaced. A photo keeps the largest, most central person
+(:func:`~engine.poses.convert.pick_person`). Frames without the person get
+confidence 0 and ``detected = False``.
 """
 
 from __future__ import annotations
@@ -299,17 +302,26 @@ def extract_frames(frames: Iterable[np.ndarray], fps: float, hands: bool = False
     """Poses of RGB uint8 frames ``(H, W, 3)`` of one video, in VIDEO mode (tracking across frames).
 
     ``num_poses=None`` (auto) counts the people in the first frame: with one,
-    the landmarker tracks a single pose (mediapipe's own tracking keeps the
-    identity, and it is 2-4x faster); with several, it tracks all of them and a
-    :class:`~engine.poses.follow.PersonFollower` follows one identity (the
-    largest, most central at the start, or ``person`` N counted from the left);
-    frames where it is lost are not detected. ``report`` (a dict) receives the
-    follower's :class:`~engine.poses.follow.FollowReport` under ``"follow"``.
+    the landmarker tracks a single pose (2-4x faster); with several, it tracks
+    all of them. Either way a :class:`~engine.poses.follow.PersonFollower`
+    follows one identity (the largest, most central at the start, or ``person``
+    N counted from the left): with a single pose tracked, the landmarker moves on
+    to whoever else comes into view once the person leaves it (people seen in
+    turn), and the follower reports those frames lost instead of taking them.
+    Frames where the person is lost are not detected. ``report`` (a dict)
+    receives the follower's :class:`~engine.poses.follow.FollowReport` under
+    ``"follow"``.
     """
+    # made (and its tracker imported) before mediapipe's threads start: importing it beside them can hang
+    from .follow import PersonFollower
+
     frames = iter(frames)
     first = next(frames, None)
     if first is None:
         raise UserError("no frames to extract poses from")
+    follower = PersonFollower(first.shape[1], first.shape[0], fps, person)
+    if report is not None:
+        report["follow"] = follower.report
     if num_poses is None:
         num_poses = max(1, count_people(first, model_paths))
         logger.info("%d people in the first frame; tracking %d", num_poses, num_poses)
@@ -318,16 +330,8 @@ def extract_frames(frames: Iterable[np.ndarray], fps: float, hands: bool = False
     frames = itertools.chain([first], frames)
     stamps = iter(timestamps_ms) if timestamps_ms is not None else None
     results: list[FramePose] = []
-    previous = None
     last_ms = -1
     size = None
-    follower = None
-    if num_poses > 1:  # made (and its tracker imported) before mediapipe's threads start: importing it beside them can hang
-        from .follow import PersonFollower
-
-        follower = PersonFollower(first.shape[1], first.shape[0], fps, person)
-        if report is not None:
-            report["follow"] = follower.report
     with open_landmarkers("video", hands, face, num_poses, model_paths) as lms:
         for index, rgb in enumerate(frames):
             if size is None:
@@ -335,14 +339,10 @@ def extract_frames(frames: Iterable[np.ndarray], fps: float, hands: bool = False
             ms = int(round(next(stamps))) if stamps is not None else int(round(index * 1000.0 / fps))
             ms = max(ms, last_ms + 1)  # mediapipe needs strictly increasing time stamps
             last_ms = ms
-            frame = detect_frame(lms, rgb, ms, previous, follower)
-            if frame.detected:
-                previous = frame.keypoints[BODY]
-            results.append(frame)
+            results.append(detect_frame(lms, rgb, ms, None, follower))
             if progress is not None:
                 progress(1)
-    if follower is not None:
-        follower.finish()
+    follower.finish()
     if size is None:
         raise UserError("no frames to extract poses from")
     return _collect(results, size[0], size[1], fps)

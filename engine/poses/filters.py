@@ -59,11 +59,15 @@ def smooth_track(track: PoseTrack, min_cutoff: float = 1.0, beta: float = 5.0, t
 
 @dataclass(frozen=True)
 class GapReport:
-    """What :func:`fill_gaps` did: frames filled (interpolated or held), gaps filled, frames left empty."""
+    """What :func:`fill_gaps` did: frames filled (interpolated or held), gaps filled, frames left empty; of the
+    filled ones, ``held`` frames in ``ends`` gaps (0-2) before the first or after the last detected frame, where
+    the nearest pose is held (a person lost for good, say, is held from where they were last seen)."""
 
     filled: int
     gaps: int
     unfilled: int
+    held: int = 0
+    ends: int = 0
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -85,19 +89,17 @@ def fill_gaps(track: PoseTrack, max_gap: int | None = None) -> tuple[PoseTrack, 
     world = None if track.world is None else track.world.copy()
     if not detected.any():
         return track.slice(0), GapReport(0, 0, len(track))
-    filled = gaps = unfilled = 0
+    filled = gaps = unfilled = held = ends = 0
     n = len(track)
     for start, stop in _runs(~detected):
         length = stop - start
         if 0 < start and stop < n and length > max_gap:
             unfilled += length
             continue
-        if start == 0:
+        if start == 0 or stop == n:
             weights = np.zeros(length)
-            left = right = stop
-        elif stop == n:
-            weights = np.zeros(length)
-            left = right = start - 1
+            left = right = stop if start == 0 else start - 1
+            held, ends = held + length, ends + 1
         else:
             left, right = start - 1, stop
             weights = (np.arange(start, stop) - left) / (right - left)
@@ -110,7 +112,7 @@ def fill_gaps(track: PoseTrack, max_gap: int | None = None) -> tuple[PoseTrack, 
     if filled or unfilled:
         logger.info("filled %d frames in %d gaps; %d frames left without a person", filled, gaps, unfilled)
     out = PoseTrack(keypoints, track.width, track.height, track.fps, world, detected.copy())
-    return out, GapReport(filled, gaps, unfilled)
+    return out, GapReport(filled, gaps, unfilled, held, ends)
 
 
 # The body as a tree from the neck: (parent, child) in the order they are rebuilt.

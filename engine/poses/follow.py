@@ -1,4 +1,9 @@
-"""Following one person across the frames of a video with several people.
+"""Following one person across the frames of a video, whoever else comes into view.
+
+Every video is followed, also one that starts with a single person: there the
+landmarker tracks one pose and, once the person leaves its view, moves on to
+whoever else it finds (people seen in turn), and the follower reports those
+frames lost, so the track never goes on with someone else silently.
 
 The boxes around each frame's detected bodies go to a ByteTrack tracker (the
 ``trackers`` package: Kalman-predicted boxes, IoU association, lost tracks kept
@@ -79,10 +84,11 @@ def colour_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 @dataclass
 class FollowReport:
-    """People seen at the start, the followed person's number, frames lost (``looked_different``: those of
-    them where the person's identity had a box that looked like someone else), and frames where it was
-    re-found; ``start_frame`` is the frame where the people were numbered and ``start_boxes`` their pixel boxes
-    there (x0, y0, x1, y1), person 1 first (the leftmost), so a user can point at the one to follow."""
+    """People seen at the start, the followed person's number, frames lost (``others_seen``: those of them
+    where somebody was seen but judged someone else and not taken; ``looked_different``: those where it was the
+    person's own identity, whose box looked like someone else), and frames where they were re-found;
+    ``start_frame`` is the frame where the people were numbered and ``start_boxes`` their pixel boxes there
+    (x0, y0, x1, y1), person 1 first (the leftmost), so a user can point at the one to follow."""
 
     people_at_start: int = 0
     person: int | None = None
@@ -91,6 +97,7 @@ class FollowReport:
     lost: list[int] = field(default_factory=list)
     refound: list[int] = field(default_factory=list)
     looked_different: list[int] = field(default_factory=list)
+    others_seen: list[int] = field(default_factory=list)
 
     def lost_spans(self) -> list[tuple[int, int]]:
         spans: list[list[int]] = []
@@ -181,6 +188,7 @@ class PersonFollower:
             index = self._refind(boxes, ids, looks)
             if index is None:
                 self.report.lost.append(self.frame)
+                self.report.others_seen.append(self.frame)
                 return None
             self.report.refound.append(self.frame)
             self.followed = int(ids[index])
