@@ -17,6 +17,7 @@ logger = logging.getLogger(__name__)
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 DEFAULT_MODEL_DIR = ASSETS / "default_model"
 COMPONENTS = ("vae", "image_encoder", "reference_unet", "denoising_unet", "pose_guider", "pcm", "scheduler")
+OPTIONAL_COMPONENTS = ("refiner",)  # a model may have these (engine.models.refiner) or not
 RESTORE_HINT = (
     "restore it with `git checkout -- assets/default_model` (or re-install FreeView), "
     "or re-train it with the command in assets/default_model/README.md"
@@ -24,8 +25,9 @@ RESTORE_HINT = (
 
 
 # top_k None: the engine's default, one reference's worth of tokens per layer (engine.models.selection);
-# clip_frames / overlap: the temporal windows the motion modules were trained on (AnimateAnyone: 24 / 4)
-DEFAULT_SAMPLING = {"steps": 20, "guidance": 2.0, "top_k": None, "clip_frames": 12, "overlap": 4}
+# clip_frames / overlap: the temporal windows the motion modules were trained on (AnimateAnyone: 24 / 4);
+# noise_correlation: how alike the frames' starting noise is (0: independent, AnimateAnyone's; 1: one noise for all)
+DEFAULT_SAMPLING = {"steps": 20, "guidance": 2.0, "top_k": None, "clip_frames": 12, "overlap": 4, "noise_correlation": 0.0}
 SAMPLING_FILE = "sampling.json"  # a model's recommended sampling settings, beside model_index.json
 
 
@@ -47,6 +49,9 @@ def sampling_defaults(model_dir: str | os.PathLike | None = None) -> dict:
     whole = all(isinstance(v, int) and not isinstance(v, bool) for v in (clip, overlap))
     if not (whole and clip >= 1 and 0 <= overlap < clip):  # windows the engine cannot use are no recommendation
         values["clip_frames"], values["overlap"] = DEFAULT_SAMPLING["clip_frames"], DEFAULT_SAMPLING["overlap"]
+    rho = values["noise_correlation"]
+    if not (isinstance(rho, (int, float)) and not isinstance(rho, bool) and 0 <= rho <= 1):
+        values["noise_correlation"] = DEFAULT_SAMPLING["noise_correlation"]
     return values
 
 
@@ -100,7 +105,7 @@ def check_model_dir(path: str | os.PathLike) -> Path:
 
 # Everything a model directory holds that FreeView writes: replaced when a model is saved over another one;
 # any other file in the folder is the user's and stays.
-MODEL_DIR_ENTRIES = (*COMPONENTS, "model_index.json", SAMPLING_FILE, "README.md")
+MODEL_DIR_ENTRIES = (*COMPONENTS, *OPTIONAL_COMPONENTS, "model_index.json", SAMPLING_FILE, "README.md")
 
 
 def is_model_dir(path: str | os.PathLike) -> bool:
@@ -129,7 +134,8 @@ def save_model_dir(components: dict, out_dir: str | os.PathLike, *, overwrite: b
         raise ValueError(f"cannot save a model directory without {', '.join(absent)}")
     out_dir = check_model_output_dir(out_dir, overwrite)
     with atomic_dir(out_dir, replaces=MODEL_DIR_ENTRIES) as tmp:
-        FreeViewPipeline(**{name: components[name] for name in COMPONENTS}).save_pretrained(tmp, safe_serialization=True)
+        parts = {name: components.get(name) for name in COMPONENTS + OPTIONAL_COMPONENTS}
+        FreeViewPipeline(**parts).save_pretrained(tmp, safe_serialization=True)
         check_model_dir(tmp)
     return out_dir
 

@@ -23,6 +23,7 @@ from .model import DEFAULT_SAMPLING
 from .models.network import FreeViewNetwork
 from .models.pcm import PoseCorrelationModule  # noqa: F401  (from_pretrained loads only imported libraries)
 from .models.pose_guider import PoseGuider  # noqa: F401
+from .models.refiner import AppearanceRefiner  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,17 @@ def appearance_latents(vae, images: torch.Tensor, coverage: torch.Tensor, chunk:
     return torch.cat([latents, covered], 1)
 
 
+def starting_noise(shape: tuple[int, ...], generator: torch.Generator | None, device, correlation: float = 0.0) -> torch.Tensor:
+    """Standard normal noise ``(b, c, frames, h, w)`` float32 whose frames are correlated by ``correlation``: each
+    frame's own noise mixed with one shared by all (PYoCo's mixed noise prior), every value still N(0, 1).
+    0 draws exactly diffusers' ``randn_tensor``; it is drawn on the generator's device."""
+    noise = randn_tensor(shape, generator=generator, device=device, dtype=torch.float32)
+    if correlation > 0:
+        shared = randn_tensor((*shape[:2], 1, *shape[3:]), generator=generator, device=device, dtype=torch.float32)
+        noise = (1 - correlation) ** 0.5 * noise + correlation ** 0.5 * shared
+    return noise
+
+
 def extract_reference_pose(image: np.ndarray) -> np.ndarray:
     """The pose ``(128, 3)`` of the one person in ``image``; a clear error when nobody is there."""
     from .errors import UserError
@@ -68,13 +80,15 @@ class FreeViewPipelineOutput(BaseOutput):
     latents: ``(1, channels, frames, h, w)`` the sampled latents, scaled, when ``output_type="latent"``.
     correlation: ``(frames, refs, h, w)`` float32 PCM maps, when asked for.
     timings: seconds spent in ``reference``, ``denoise`` and ``decode``.
-    warped: ``(frames, height, width, 3)`` uint8 the references warped into the target poses, for a model that
-    takes them as its appearance input."""
+    warped: ``(frames, height, width, 3)`` uint8 the references warped into the target poses, and coverage
+    ``(frames, height, width)`` float32 where they show the person, for a model that takes them (its pose guider's
+    appearance input, its refiner)."""
 
     frames: np.ndarray | None
     latents: torch.Tensor | None = None
     correlation: np.ndarray | None = None
     warped: np.ndarray | None = None
+    coverage: np.ndarray | None = None
     timings: dict[str, float] = field(default_factory=dict)
     interrupted: bool = False
 
@@ -83,16 +97,19 @@ class FreeViewPipeline(DiffusionPipeline):
     """Free-viewpoint human animation (pose-correlated reference selection).
 
     Components: ``vae``, ``image_encoder`` (CLIP vision with projection), ``reference_unet``,
-    ``denoising_unet`` (with motion modules), ``pose_guider``, ``pcm``, ``scheduler``.
+    ``denoising_unet`` (with motion modules), ``pose_guider``, ``pcm``, ``scheduler``, and optionally
+    ``refiner`` (:class:`~engine.models.refiner.AppearanceRefiner`, which corrects the decoded frames with the
+    references warped into the target poses; AnimateAnyone has none).
     """
 
-    model_cpu_offload_seq = "image_encoder->reference_unet->pcm->pose_guider->denoising_unet->vae"
+    model_cpu_offload_seq = "image_encoder->reference_unet->pcm->pose_guider->denoising_unet->vae->refiner"
+    _optional_components = ["refiner"]
 
-    def __init__(self, vae, image_encoder, reference_unet, denoising_unet, pose_guider, pcm, scheduler):
+    def __init__(self, vae, image_encoder, reference_unet, denoising_unet, pose_guider, pcm, scheduler, refiner=None):
         super().__init__()
         self.register_modules(
             vae=vae, image_encoder=image_encoder, reference_unet=reference_unet, denoising_unet=denoising_unet,
-            pose_guider=pose_guider, pcm=pcm, scheduler=scheduler,
+            pose_guider=pose_guider, pcm=pcm, scheduler=scheduler, refiner=refiner,
         )
         self.network = FreeViewNetwork(reference_unet, denoising_unet, pose_guider, pcm)
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
@@ -166,6 +183,7 @@ class FreeViewPipeline(DiffusionPipeline):
         scheduler: str = "ddim",
         context_frames: int | None = None,
         context_overlap: int | None = None,
+        noise_correlation: float | None = None,
         decode_chunk_size: int = 8,
         return_correlation: bool = False,
         progress: Callable[[int, int, int, int], None] | None = None,
@@ -181,7 +199,10 @@ class FreeViewPipeline(DiffusionPipeline):
         ``progress(step, steps, clip, clips)`` is called for every clip of every step;
         ``preview(step, image)`` after every step with the current estimate of the middle frame
         ``(H, W, 3)`` uint8 (one extra VAE decode per step). ``output_type="latent"`` returns the
-        sampled latents instead of decoded frames.
+        sampled latents instead of decoded frames. ``noise_correlation`` (0..1, None: the model's ``sampling.json``,
+        else 0) mixes one noise shared by every frame into each frame's own, so that correlation between any two
+        frames' starting noise (each frame's noise stays standard normal): a model sampled in few steps then draws
+        one person, not a slightly different one per frame.
         """
         # 1. Check inputs
         target_poses = np.asarray(target_poses, dtype=np.float32)
@@ -196,6 +217,9 @@ class FreeViewPipeline(DiffusionPipeline):
         recommended = getattr(self, "sampling_defaults", DEFAULT_SAMPLING)  # the model's windows (sampling.json)
         context_frames = recommended["clip_frames"] if context_frames is None else context_frames
         context_overlap = recommended["overlap"] if context_overlap is None else context_overlap
+        noise_correlation = recommended.get("noise_correlation", 0.0) if noise_correlation is None else noise_correlation
+        if not 0.0 <= noise_correlation <= 1.0:
+            raise ValueError(f"noise_correlation must be in [0, 1], got {noise_correlation}")
         windows = context_windows(num_frames, context_frames, context_overlap)
         weights = torch.from_numpy(aggregation_weights(windows, num_frames))
         device, dtype = self._execution_device, self.denoising_unet.dtype
@@ -217,11 +241,12 @@ class FreeViewPipeline(DiffusionPipeline):
         ref_pose_images = self._pose_images(np.stack(reference_poses), height, width).to(device, dtype)
         bank = self.network.encode_references(ref_latents[None], ref_embeds[None], ref_pose_images[None])
         target_pose_images = self._pose_images(target_poses, height, width).to(device, dtype)
-        warped = appearance = None
-        if self.network.appearance_channels:  # the references warped into every target pose, as the guider's input
+        warped = coverage = appearance = None
+        if self.network.appearance_channels or self.refiner is not None:  # the references warped into every target pose
             from .warps import ReferenceWarper
 
             warped, coverage = ReferenceWarper(reference_images, reference_poses).compose_track(target_poses, height, width)
+        if self.network.appearance_channels:  # ... as the pose guider's input
             images = torch.from_numpy(warped).permute(0, 3, 1, 2).float().to(device) / 127.5 - 1
             appearance = appearance_latents(self.vae, images, torch.from_numpy(coverage)[:, None].to(device), decode_chunk_size)[None]
         pose_features = self.network.encode_poses(target_pose_images[None], appearance)
@@ -241,7 +266,7 @@ class FreeViewPipeline(DiffusionPipeline):
         sampler.set_timesteps(num_inference_steps, device=device)
         latent_shape = (1, self.denoising_unet.config.in_channels, num_frames, height // self.vae_scale_factor, width // self.vae_scale_factor)
         # diffusers' helper: drawn on the generator's device (a CPU generator gives the same noise on every device)
-        latents = randn_tensor(latent_shape, generator=generator, device=device, dtype=torch.float32).to(dtype) * sampler.init_noise_sigma
+        latents = starting_noise(latent_shape, generator, device, noise_correlation).to(dtype) * sampler.init_noise_sigma
 
         # 4. Denoising loop: every clip predicts noise for its frames; predictions are averaged per frame
         with self.progress_bar(total=num_inference_steps * len(windows)) as bar:
@@ -275,14 +300,17 @@ class FreeViewPipeline(DiffusionPipeline):
 
         if output_type == "latent":  # what the decoder stage of training learns from
             self.maybe_free_model_hooks()
-            return FreeViewPipelineOutput(frames=None, latents=latents, timings=timings, warped=warped)
+            return FreeViewPipelineOutput(frames=None, latents=latents, timings=timings, warped=warped, coverage=coverage)
 
         # 5. Decode in chunks
         start = time.perf_counter()
         flat = rearrange(latents, "b c f h w -> (b f) c h w") / self.vae.config.scaling_factor
         frames = []
-        for chunk in flat.split(decode_chunk_size):
+        for index, chunk in zip(range(0, num_frames, decode_chunk_size), flat.split(decode_chunk_size)):
             image = self.vae.decode(chunk).sample
+            if self.refiner is not None:
+                part = slice(index, index + len(chunk))
+                image = self.refine(image, warped[part], coverage[part], target_pose_images[part])
             frames.append(((image.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu())
         video = torch.cat(frames).numpy()
         timings["decode"] = time.perf_counter() - start
@@ -295,7 +323,15 @@ class FreeViewPipeline(DiffusionPipeline):
                 maps[window.start:window.stop] += rearrange(selected.correlation[0].float().cpu(), "r f h w -> f r h w") * w
             correlation = maps.numpy()
         self.maybe_free_model_hooks()
-        return FreeViewPipelineOutput(frames=video, correlation=correlation, timings=timings, warped=warped)
+        return FreeViewPipelineOutput(frames=video, correlation=correlation, timings=timings, warped=warped, coverage=coverage)
+
+    def refine(self, frames: torch.Tensor, warped: np.ndarray, coverage: np.ndarray, pose_images: torch.Tensor) -> torch.Tensor:
+        """Decoded frames ``(n, 3, H, W)`` in [-1, 1] corrected by the refiner with the warp composite ``(n, H, W, 3)``
+        uint8, its coverage ``(n, H, W)`` and the target pose images ``(n, 3, H, W)`` in [0, 1]."""
+        device = frames.device
+        images = torch.from_numpy(np.ascontiguousarray(warped)).permute(0, 3, 1, 2).to(device, frames.dtype) / 127.5 - 1
+        covered = torch.from_numpy(np.ascontiguousarray(coverage))[:, None].to(device, frames.dtype)
+        return self.refiner(frames, images, covered, pose_images.to(frames.dtype))
 
     @property
     def default_resolution(self) -> tuple[int, int]:

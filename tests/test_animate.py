@@ -169,20 +169,25 @@ def test_export_ships_half_precision_weights_and_sampling_advice(tmp_path, tiny_
 
     card = tmp_path / "card.md"
     card.write_text("# tiny\n")
-    out = export_model_dir(tiny_model, tmp_path / "shipped", steps=3, guidance=1.5, top_k=2.0, card=card)
-    windows = {"clip_frames": 12, "overlap": 4}  # the engine's, where the model recommends none
-    assert sampling_defaults(out) == {"steps": 3, "guidance": 1.5, "top_k": 2.0, **windows}
+    out = export_model_dir(tiny_model, tmp_path / "shipped", steps=3, guidance=1.5, top_k=2.0, noise_correlation=0.9,
+                           card=card)
+    windows = {"clip_frames": 12, "overlap": 4, "noise_correlation": 0.0}  # the engine's, where the model recommends none
+    assert sampling_defaults(out) == {"steps": 3, "guidance": 1.5, "top_k": 2.0, **windows, "noise_correlation": 0.9}
     assert sampling_defaults(tiny_model) == {"steps": 20, "guidance": 2.0, "top_k": None, **windows}  # no sampling.json
     (tmp_path / "odd").mkdir()
-    (tmp_path / "odd" / "sampling.json").write_text('{"steps": 2, "top_k": -1, "clip_frames": 8, "overlap": 8}')
+    (tmp_path / "odd" / "sampling.json").write_text('{"steps": 2, "top_k": -1, "clip_frames": 8, "overlap": 8, '
+                                                    '"noise_correlation": 1.5}')
     # an unusable top-K or window is ignored
     assert sampling_defaults(tmp_path / "odd") == {"steps": 2, "guidance": 2.0, "top_k": None, **windows}
     (tmp_path / "odd" / "sampling.json").write_text('{"clip_frames": 24, "overlap": 4}')
-    assert sampling_defaults(tmp_path / "odd") == {"steps": 20, "guidance": 2.0, "top_k": None, "clip_frames": 24, "overlap": 4}
+    assert sampling_defaults(tmp_path / "odd") == {"steps": 20, "guidance": 2.0, "top_k": None, **windows,
+                                                   "clip_frames": 24, "overlap": 4}
     assert (out / "README.md").read_text() == "# tiny\n"
     assert model_size_mb(out) < 0.6 * model_size_mb(tiny_model)
     with pytest.raises(UserError, match="--top-k: top_k must be positive"):
         export_model_dir(tiny_model, tmp_path / "bad", top_k=-1.0)
+    with pytest.raises(UserError, match="--noise-correlation must be in"):
+        export_model_dir(tiny_model, tmp_path / "bad", noise_correlation=2.0)
     assert not (tmp_path / "bad").exists()
     pipe = load_pipeline(out)  # loads in float32 on the CPU
     assert pipe.denoising_unet.dtype == torch.float32 and pipe.sampling_defaults["steps"] == 3

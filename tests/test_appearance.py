@@ -108,3 +108,53 @@ def test_training_with_the_warp_learns_its_input_and_exports_it(tmp_path):
     keep = make_config("tiny-synthetic", architecture="tiny", data=str(data), output_dir=str(tmp_path / "again"), resolution=32,
                        init_from=str(tmp_path / "run" / "model"), appearance="keep")
     assert load_components(keep)["pose_guider"].config.appearance_channels == 5  # "keep" keeps what the model has
+
+
+# -- the appearance refiner (engine/models/refiner.py): pixel-space correction with the warp composite ----------
+
+
+def test_a_fresh_refiner_renders_exactly_the_frames_of_a_model_without_one(components):
+    from engine.models.refiner import AppearanceRefiner
+
+    plain = FreeViewPipeline(**components)
+    plain.set_progress_bar_config(disable=True)
+    refined = FreeViewPipeline(**components, refiner=AppearanceRefiner())
+    refined.set_progress_bar_config(disable=True)
+    before, after = run(plain), run(refined)
+    assert before.warped is None and after.warped.shape == (4, SIZE, SIZE, 3) and after.coverage.shape == (4, SIZE, SIZE)
+    np.testing.assert_array_equal(before.frames, after.frames)
+    trained = copy.deepcopy(refined.refiner)
+    perturb(trained.unet.conv_out)
+    changed = FreeViewPipeline(**components, refiner=trained)
+    changed.set_progress_bar_config(disable=True)
+    assert not np.array_equal(run(changed).frames, before.frames)
+
+
+def test_the_refiners_gate_takes_the_warp_where_it_covers_and_keeps_the_frame_elsewhere():
+    from engine.models.refiner import AppearanceRefiner
+
+    refiner = AppearanceRefiner()
+    with torch.no_grad():
+        refiner.unet.conv_out.bias[0] = 1.0  # gate 1, no residual
+    frames, warped = torch.full((1, 3, 16, 16), -0.5), torch.full((1, 3, 16, 16), 0.75)
+    coverage = torch.zeros(1, 1, 16, 16)
+    coverage[..., :8] = 1.0
+    out = refiner(frames, warped, coverage, torch.zeros(1, 3, 16, 16))
+    assert torch.allclose(out[..., :8], warped[..., :8]) and torch.allclose(out[..., 8:], frames[..., 8:])
+    with pytest.raises(ValueError, match="refiner inputs do not fit"):
+        refiner(frames, warped[..., :8], coverage, torch.zeros(1, 3, 16, 16))
+    with pytest.raises(ValueError, match="multiples of 8"):
+        refiner(frames[..., :12], warped[..., :12], coverage[..., :12], torch.zeros(1, 3, 16, 12))
+
+
+def test_a_model_saved_with_a_refiner_loads_with_it_and_one_without_loads_without(components, tmp_path):
+    from engine.model import load_pipeline
+    from engine.models.refiner import AppearanceRefiner
+
+    refiner = AppearanceRefiner()
+    perturb(refiner.unet.conv_out)
+    FreeViewPipeline(**components, refiner=refiner).save_pretrained(tmp_path / "with", safe_serialization=True)
+    FreeViewPipeline(**components).save_pretrained(tmp_path / "without", safe_serialization=True)
+    loaded = load_pipeline(tmp_path / "with", device="cpu")
+    assert torch.equal(loaded.refiner.unet.conv_out.weight, refiner.unet.conv_out.weight)
+    assert load_pipeline(tmp_path / "without", device="cpu").refiner is None

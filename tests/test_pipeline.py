@@ -173,3 +173,27 @@ def test_latent_output_is_what_the_frames_are_decoded_from(pipe):
     with torch.no_grad():
         decoded = ((pipe.vae.decode(flat).sample.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
     assert np.array_equal(decoded, frames.frames)
+
+
+@pytest.mark.parametrize("correlation", [0.0, 0.5, 0.9, 1.0])
+def test_starting_noise_is_standard_normal_with_the_asked_frame_correlation(correlation):
+    from diffusers.utils.torch_utils import randn_tensor
+
+    from engine.pipeline import starting_noise
+
+    shape = (1, 4, 6, 64, 64)
+    noise = starting_noise(shape, torch.Generator().manual_seed(0), "cpu", correlation)
+    frames = noise[0].permute(1, 0, 2, 3).reshape(6, -1)
+    assert abs(frames.std().item() - 1) < 0.03 and abs(frames.mean().item()) < 0.05
+    pairs = torch.corrcoef(frames)[~torch.eye(6, dtype=bool)]
+    assert torch.allclose(pairs, torch.full_like(pairs, correlation), atol=0.04)
+    if correlation == 0:  # exactly diffusers' draw: models sampled before keep their videos
+        assert torch.equal(noise, randn_tensor(shape, generator=torch.Generator().manual_seed(0), dtype=torch.float32))
+
+
+def test_correlated_noise_changes_the_video_and_is_checked(pipe):
+    plain, same = run(pipe).frames, run(pipe, noise_correlation=0.0).frames
+    np.testing.assert_array_equal(plain, same)
+    assert not np.array_equal(run(pipe, noise_correlation=0.9).frames, plain)
+    with pytest.raises(ValueError, match="noise_correlation must be in"):
+        run(pipe, noise_correlation=1.5)

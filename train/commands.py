@@ -64,6 +64,8 @@ def register(subparsers, bench) -> None:
     export.add_argument("--steps", type=int, help="recommended denoising steps (sampling.json)")
     export.add_argument("--guidance", type=float, help="recommended guidance (sampling.json)")
     export.add_argument("--top-k", help="recommended reference tokens kept per layer, in references' worth, or 'all' (sampling.json)")
+    export.add_argument("--noise-correlation", type=float,
+                        help="recommended correlation of the frames' starting noise, 0..1 (sampling.json)")
     export.add_argument("--card", help="a model card (Markdown) to include as README.md")
     export.set_defaults(func=_export)
     b = bench.add_parser("train", help="seconds per training step of the tiny-synthetic preset")
@@ -147,7 +149,8 @@ def _export(args) -> int:
     from .export import export_model_dir, model_size_mb
 
     out = export_model_dir(args.model, args.output, half=not args.full_precision, steps=args.steps,
-                           guidance=args.guidance, top_k=parse_top_k(args.top_k), card=args.card)
+                           guidance=args.guidance, top_k=parse_top_k(args.top_k),
+                           noise_correlation=args.noise_correlation, card=args.card)
     print(f"freeview: wrote {out} ({model_size_mb(out):.1f} MB of weights)")
     return 0
 

@@ -17,7 +17,7 @@ from engine.errors import UserError
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("vae", "image", "temporal", "decoder")
+STAGES = ("vae", "image", "temporal", "decoder", "refiner")
 # Settings that define the model a run starts from: left out of a config (None), they are the starting model's
 # (``init_from``), else the preset's, else FALLBACKS. See :func:`inherit_from_model`.
 INHERITED = ("architecture", "resolution", "prediction_type", "zero_terminal_snr", "sampling_steps", "sampling_guidance")
@@ -31,7 +31,9 @@ class TrainConfig:
     ``image`` (stage 1: denoising UNet, reference UNet, pose guider and PCM), ``temporal``
     (stage 2: motion modules only, clips of ``frames`` frames) or ``decoder`` (the VAE decoder
     only, on the latents the trained model samples with ``sampling_steps``/``sampling_guidance``:
-    the encoder, hence the latent space, stays as it is)."""
+    the encoder, hence the latent space, stays as it is) or ``refiner`` (the pixel-space appearance
+    refiner alone, on the frames the trained model renders that way; added, zero-initialised, when the
+    model has none)."""
 
     preset: str = "tiny-synthetic"   # the preset these values started from (informational)
     architecture: str | None = None  # engine.models.configs preset (None: init_from's, else the preset's)
@@ -79,6 +81,7 @@ class TrainConfig:
     num_workers: int = 0
     seed: int = 0
     kl_weight: float = 1e-6            # vae stage only
+    gradient_loss_weight: float = 0.0  # refiner stage: L1 between the output's and the frame's image gradients
     sampling_steps: int | None = None      # how the trained model will be sampled (its recommended steps and guidance,
     sampling_guidance: float | None = None # as `freeview train export` records them): the previews and the decoder
                                            # stage; None: init_from's sampling.json, else the preset's, else 1 / 1.0
@@ -145,8 +148,10 @@ class TrainConfig:
         for name in ("weight_decay", "max_grad_norm", "kl_weight"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
                 bad(name, getattr(self, name), "must be a finite number >= 0")
-        if self.stage == "decoder" and self.init_from is None:
-            bad("init_from", None, "must name a trained model for the decoder stage (it learns from the model's samples)")
+        if self.stage in ("decoder", "refiner") and self.init_from is None:
+            bad("init_from", None, f"must name a trained model for the {self.stage} stage (it learns from the model's samples)")
+        if not (math.isfinite(self.gradient_loss_weight) and self.gradient_loss_weight >= 0):
+            bad("gradient_loss_weight", self.gradient_loss_weight, "must be a finite number >= 0")
         if self.stage == "temporal" and self.frames < 2:
             bad("frames", self.frames, "must be at least 2 for the temporal stage")
         return self

@@ -43,6 +43,7 @@ from .framing import framing_loss
 logger = logging.getLogger(__name__)
 CHECKPOINT = re.compile(r"^step-(\d{7})$")
 COMPONENTS = ("vae", "image_encoder", "reference_unet", "denoising_unet", "pose_guider", "pcm", "scheduler")
+OPTIONAL = ("refiner",)  # a model may have these or not (None)
 
 
 # -- model ------------------------------------------------------------------------------------------
@@ -50,17 +51,17 @@ def load_components(config: TrainConfig) -> dict:
     if config.init_from is None:
         components = build_components(config.architecture, seed=config.seed)
         components["scheduler"] = training_scheduler(config, components["scheduler"])
-        return with_appearance(config, components)
+        return with_refiner(config, with_appearance(config, components))
     try:
         path = check_model_dir(config.init_from)
     except UserError as exc:
         raise UserError(f"init_from: {exc}") from None
     # float32 master weights whatever the model was stored in (an export is float16)
     pipe = FreeViewPipeline.from_pretrained(path, torch_dtype=torch.float32)
-    components = {name: getattr(pipe, name) for name in COMPONENTS}
+    components = {name: getattr(pipe, name, None) for name in COMPONENTS + OPTIONAL}
     components["scheduler"] = training_scheduler(config, components["scheduler"])
     check_architecture(config, components, f"init_from {path}")
-    return with_appearance(config, components)
+    return with_refiner(config, with_appearance(config, components))
 
 
 def with_appearance(config: TrainConfig, components: dict) -> dict:
@@ -74,10 +75,21 @@ def with_appearance(config: TrainConfig, components: dict) -> dict:
     return components
 
 
+def with_refiner(config: TrainConfig, components: dict) -> dict:
+    """The refiner stage adds a zero-initialised appearance refiner to a model that has none (it renders as before
+    until trained)."""
+    components.setdefault("refiner", None)
+    if config.stage == "refiner" and components["refiner"] is None:
+        from engine.models.refiner import AppearanceRefiner
+
+        components["refiner"] = AppearanceRefiner()
+    return components
+
+
 def training_scheduler(config: TrainConfig, scheduler):
     """The model's scheduler with the objective this run trains, so the exported model samples with it
-    (the decoder stage trains no diffusion objective: it samples with the model's own)."""
-    if config.stage == "decoder":
+    (the decoder and refiner stages train no diffusion objective: they sample with the model's own)."""
+    if config.stage in ("decoder", "refiner"):
         return scheduler
     overrides = {"prediction_type": config.prediction_type}
     if config.zero_terminal_snr is not None:
@@ -109,6 +121,8 @@ def trainable_parameters(config: TrainConfig, components: dict, network: FreeVie
     elif config.stage == "decoder":
         vae = components["vae"]
         modules = [vae.decoder] + ([vae.post_quant_conv] if vae.post_quant_conv is not None else [])
+    elif config.stage == "refiner":
+        modules = [components["refiner"]]
     elif config.stage == "image":
         modules = [network.reference_unet, network.denoising_unet, network.pose_guider, network.pcm]
         if config.train_image_encoder:
@@ -240,6 +254,44 @@ def decoder_loss(config: TrainConfig, vae, pipe: FreeViewPipeline, batch: dict, 
     return F.l1_loss(recon, images) + F.mse_loss(recon, images)
 
 
+def refiner_loss(config: TrainConfig, refiner, pipe: FreeViewPipeline, batch: dict, g: torch.Generator) -> torch.Tensor:
+    """The refiner learns to correct the frames the trained model renders (sampled and decoded as at inference) with
+    the references warped into the target poses, towards the real frames: L1 + MSE, and ``gradient_loss_weight`` times
+    the L1 between their image gradients (edges: what the autoencoder blurs)."""
+    b, f, _, h, w = batch["target_images"].shape
+    refs = int(torch.randint(1, batch["ref_images"].shape[1] + 1, (1,), generator=g))
+    ref_images = ((batch["ref_images"][:, :refs] + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 1, 3, 4, 2).cpu().numpy()
+    frames, warped, coverage = [], [], []
+    with torch.no_grad():
+        for i in range(b):
+            seed = int(torch.randint(2**62, (1,), generator=g))
+            out = pipe(list(ref_images[i]), list(batch["ref_keypoints"][i, :refs].cpu().numpy()),
+                       batch["target_keypoints"][i].cpu().numpy(), height=h, width=w,
+                       num_inference_steps=config.sampling_steps, guidance_scale=config.sampling_guidance,
+                       generator=torch.Generator().manual_seed(seed), output_type="latent")
+            latents = rearrange(out.latents, "b c f h w -> (b f) c h w") / pipe.vae.config.scaling_factor
+            frames.append(pipe.vae.decode(latents.to(batch["target_images"])).sample.clamp(-1, 1))
+            warped.append(torch.from_numpy(out.warped).permute(0, 3, 1, 2).float() / 127.5 - 1)
+            coverage.append(torch.from_numpy(out.coverage)[:, None])
+    device = batch["target_images"].device
+    frames = torch.cat(frames)
+    warped, coverage = torch.cat(warped).to(device), torch.cat(coverage).to(device)
+    poses = rearrange(batch["target_poses"], "b f c h w -> (b f) c h w")
+    refined = refiner(frames, warped, coverage, poses)
+    images = rearrange(batch["target_images"], "b f c h w -> (b f) c h w")
+    loss = F.l1_loss(refined, images) + F.mse_loss(refined, images)
+    if config.gradient_loss_weight:
+        loss = loss + config.gradient_loss_weight * gradient_loss(refined, images)
+    return loss
+
+
+def gradient_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L1 between the horizontal and vertical finite differences of two image batches ``(n, c, H, W)``."""
+    dx = lambda x: x[..., :, 1:] - x[..., :, :-1]
+    dy = lambda x: x[..., 1:, :] - x[..., :-1, :]
+    return F.l1_loss(dx(output), dx(target)) + F.l1_loss(dy(output), dy(target))
+
+
 def diffusion_loss(config: TrainConfig, network, components: dict, batch: dict, g: torch.Generator) -> torch.Tensor:
     vae, image_encoder, scheduler = components["vae"], components["image_encoder"], components["scheduler"]
     device = batch["target_images"].device
@@ -326,7 +378,7 @@ def resolve_resume(output_dir: Path, resume: str | None) -> Path | None:
 def pipeline_of(components: dict, fuse_lora: bool = False):
     """A FreeViewPipeline over the training components (sharing their weights).
     ``fuse_lora``: plain UNet copies with the adapters fused (for export)."""
-    parts = {name: components[name] for name in COMPONENTS}
+    parts = {name: components.get(name) for name in COMPONENTS + OPTIONAL}
     if fuse_lora:
         from .lora import has_lora, merged_unet
 
@@ -443,7 +495,7 @@ def train(config: TrainConfig, resume: str | None = None, *, max_steps: int | No
             unet.enable_gradient_checkpointing()
     optimizer = make_optimizer(config, parameter_groups(config, components, params))
     lr_scheduler = get_scheduler("constant_with_warmup", optimizer, num_warmup_steps=config.warmup_steps)
-    model = components["vae"] if config.stage in ("vae", "decoder") else network
+    model = {"vae": components["vae"], "decoder": components["vae"], "refiner": components["refiner"]}.get(config.stage, network)
     model, optimizer, lr_scheduler = accelerator.prepare(model, optimizer, lr_scheduler)
     if sharded:  # the optimizer now holds the model's shards
         params = [p for group in optimizer.param_groups for p in group["params"]]
@@ -464,8 +516,8 @@ def train(config: TrainConfig, resume: str | None = None, *, max_steps: int | No
         outside_ddp = []
     dataset = make_dataset(config)
     sampler = None
-    if config.stage == "decoder":  # the frozen animation model, sampling the latents the decoder learns from
-        sampler = FreeViewPipeline(**{name: components[name] for name in COMPONENTS})
+    if config.stage in ("decoder", "refiner"):  # the frozen animation model, sampling what these stages learn from
+        sampler = FreeViewPipeline(**{name: components[name] for name in COMPONENTS}, refiner=components["refiner"])
         sampler.set_progress_bar_config(disable=True)
         network.to(accelerator.device).eval()  # not prepared by accelerate in this stage: placed here
 
@@ -494,6 +546,8 @@ def train(config: TrainConfig, resume: str | None = None, *, max_steps: int | No
                 loss = vae_loss(config, accelerator.unwrap_model(model), batch, g)
             elif config.stage == "decoder":
                 loss = decoder_loss(config, accelerator.unwrap_model(model), sampler, batch, g)
+            elif config.stage == "refiner":
+                loss = refiner_loss(config, model, sampler, batch, g)
             else:
                 loss = diffusion_loss(config, model, components, batch, g)
             accelerator.backward(loss)
