@@ -448,11 +448,11 @@ def test_bad_timestep_bias_is_one_clear_error(key, value):
         make_config("tiny-synthetic", **{key: value})
 
 
-def test_the_default_recipe_chains_its_five_steps():
-    order = ["default-vae", "default-image", "default-people", "default-temporal", "default-decoder"]
+def test_the_default_recipe_chains_its_six_steps():
+    order = ["default-vae", "default-image", "default-people", "default-temporal", "default-decoder", "default-refiner"]
     configs = {p.stem: load_config(p) for p in (ROOT / "train" / "configs").glob("default-*.yaml")}
     assert sorted(configs) == sorted(order)
-    assert [configs[n].stage for n in order] == ["vae", "image", "image", "temporal", "decoder"]
+    assert [configs[n].stage for n in order] == ["vae", "image", "image", "temporal", "decoder", "refiner"]
     for before, after in zip(order, order[1:]):
         assert configs[after].init_from == f"{configs[before].output_dir}/model"
     recipe = (ROOT / "train" / "recipes" / "default_model.sh").read_text().splitlines()
@@ -546,3 +546,44 @@ def test_the_framing_loss_is_added_to_the_diffusion_loss_and_trains_the_pcm(data
         optimizer.zero_grad()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0], losses
+
+
+@pytest.mark.slow
+def test_refiner_stage_learns_to_correct_the_models_frames_and_trains_nothing_else(dataset, tmp_path):
+    from engine.pipeline import FreeViewPipeline
+    from train.loop import COMPONENTS, batch_for_step, load_components, make_dataset, refiner_loss, trainable_parameters
+    from engine.models.network import FreeViewNetwork
+
+    train_config = tiny(dataset, tmp_path / "a", steps=1, prediction_type="v_prediction", zero_terminal_snr=True)
+    from train.loop import train
+
+    train(train_config)
+    config = tiny(dataset, tmp_path / "b", stage="refiner", init_from=str(tmp_path / "a" / "model"), learning_rate=3e-3,
+                  gradient_loss_weight=1.0)
+    components = load_components(config)
+    refiner = components["refiner"]
+    assert refiner is not None and not refiner.unet.conv_out.weight.any()  # added, zero-initialised
+    network = FreeViewNetwork(components["reference_unet"], components["denoising_unet"], components["pose_guider"], components["pcm"])
+    params = trainable_parameters(config, components, network)
+    assert {id(p) for p in params} == {id(p) for p in refiner.parameters()}
+    pipe = FreeViewPipeline(**{name: components[name] for name in COMPONENTS}, refiner=refiner)
+    pipe.set_progress_bar_config(disable=True)
+    batch = batch_for_step(make_dataset(config), config, 0, 0)
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate)
+    losses = []
+    for _ in range(25):
+        loss = refiner_loss(config, refiner, pipe, batch, torch.Generator().manual_seed(0))
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    assert min(losses[-5:]) < 0.8 * losses[0], losses
+
+    train(tiny(dataset, tmp_path / "c", stage="refiner", init_from=str(tmp_path / "a" / "model"), steps=2))
+    source = FreeViewPipeline.from_pretrained(tmp_path / "a" / "model")
+    tuned = FreeViewPipeline.from_pretrained(tmp_path / "c" / "model")
+    same = lambda a, b: all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert source.refiner is None and tuned.refiner is not None and tuned.refiner.unet.conv_out.weight.any()
+    for name in ("vae", "reference_unet", "denoising_unet", "pose_guider", "pcm", "image_encoder"):
+        assert same(getattr(source, name), getattr(tuned, name)), name
+    assert tuned.scheduler.config.prediction_type == "v_prediction"
