@@ -208,6 +208,8 @@ def test_fine_tune_from_a_float16_export(dataset, tmp_path):
 @pytest.mark.parametrize("text, message", [
     ("stage: image\nlearning_rat: 1\n", "unknown key.*learning_rat"),
     ("stage: decoder\n", "init_from.*trained model for the decoder stage"),
+    ("stage: refiner\n", "init_from.*trained model for the refiner stage"),
+    ("stage: refiner\ninit_from: runs/x/model\ngradient_loss_weight: -1\n", "gradient_loss_weight=-1.0 must be a finite number >= 0"),
     ("stage: decoder\ninit_from: runs/x/model\nlora_rank: 4\n", "lora_rank.*image and temporal stages, not 'decoder'"),
     ("stage: image\nreference_shots: same\n", "reference_shots='same' must be 'other' or 'any'"),
     ("stage: sideways\n", "stage"),

@@ -400,8 +400,9 @@ def check_fsdp(config: TrainConfig, version: int) -> None:
     if version != 2:
         raise UserError(f"FSDP: fsdp_version {version} is not supported; set fsdp_version: 2 in the accelerate config")
     if config.stage not in ("image", "temporal"):
-        raise UserError(f"FSDP: stage {config.stage} trains the autoencoder through its own encode/decode, outside "
-                        "the sharded forward pass; train it with DDP (accelerate launch --multi_gpu)")
+        what = "the appearance refiner" if config.stage == "refiner" else "the autoencoder through its own encode/decode"
+        raise UserError(f"FSDP: stage {config.stage} trains {what}, outside the sharded forward pass of the animation "
+                        "network; train it with DDP (accelerate launch --multi_gpu)")
     for key in ("lora_rank", "ema_decay"):
         if getattr(config, key) is not None:
             raise UserError(f"FSDP: {key} is not supported with sharded parameters; unset it or train with DDP "
