@@ -196,6 +196,7 @@ def test_save_model_dir_layout_and_missing_component(tmp_path, tiny_components):
         "pose_guider": ["engine.models.pose_guider", "PoseGuider"],
         "pcm": ["engine.models.pcm", "PoseCorrelationModule"],
         "scheduler": ["diffusers", "DDIMScheduler"],
+        "refiner": [None, None],  # an optional component this model does not have
     }
     assert check_model_dir(out) == out
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folder left behind
