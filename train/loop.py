@@ -32,6 +32,7 @@ from einops import rearrange
 
 from engine.errors import UserError
 from engine.files import atomic_dir, atomic_path, write_text_atomic
+from engine.model import OPTIONAL_COMPONENTS as OPTIONAL
 from engine.model import check_model_dir
 from engine.models.configs import build_components
 from engine.models.network import FreeViewNetwork
@@ -43,7 +44,6 @@ from .framing import framing_loss
 logger = logging.getLogger(__name__)
 CHECKPOINT = re.compile(r"^step-(\d{7})$")
 COMPONENTS = ("vae", "image_encoder", "reference_unet", "denoising_unet", "pose_guider", "pcm", "scheduler")
-OPTIONAL = ("refiner",)  # a model may have these or not (None)
 
 
 # -- model ------------------------------------------------------------------------------------------
@@ -258,7 +258,7 @@ def refiner_loss(config: TrainConfig, refiner, pipe: FreeViewPipeline, batch: di
     """The refiner learns to correct the frames the trained model renders (sampled and decoded as at inference) with
     the references warped into the target poses, towards the real frames: L1 + MSE, and ``gradient_loss_weight`` times
     the L1 between their image gradients (edges: what the autoencoder blurs)."""
-    b, f, _, h, w = batch["target_images"].shape
+    b, _, _, h, w = batch["target_images"].shape
     refs = int(torch.randint(1, batch["ref_images"].shape[1] + 1, (1,), generator=g))
     ref_images = ((batch["ref_images"][:, :refs] + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 1, 3, 4, 2).cpu().numpy()
     frames, warped, coverage = [], [], []
