@@ -233,22 +233,30 @@ def vae_loss(config: TrainConfig, vae, batch: dict, g: torch.Generator) -> torch
     return F.l1_loss(recon, images) + F.mse_loss(recon, images) + config.kl_weight * posterior.kl().mean()
 
 
+@torch.no_grad()
+def model_samples(config: TrainConfig, pipe: FreeViewPipeline, batch: dict, g: torch.Generator) -> list:
+    """The frozen model's latents for each of a batch's targets (1 to ``max_refs`` references, seeded from ``g``),
+    sampled as at inference (``sampling_steps`` / ``sampling_guidance``): what the decoder and refiner stages learn
+    from. Each output also holds the warp composite and its coverage when the model has a refiner."""
+    b, _, _, h, w = batch["target_images"].shape
+    refs = int(torch.randint(1, batch["ref_images"].shape[1] + 1, (1,), generator=g))
+    ref_images = ((batch["ref_images"][:, :refs] + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 1, 3, 4, 2).cpu().numpy()
+    outputs = []
+    for i in range(b):
+        seed = int(torch.randint(2**62, (1,), generator=g))
+        outputs.append(pipe(list(ref_images[i]), list(batch["ref_keypoints"][i, :refs].cpu().numpy()),
+                            batch["target_keypoints"][i].cpu().numpy(), height=h, width=w,
+                            num_inference_steps=config.sampling_steps, guidance_scale=config.sampling_guidance,
+                            generator=torch.Generator().manual_seed(seed), output_type="latent"))
+    return outputs
+
+
 def decoder_loss(config: TrainConfig, vae, pipe: FreeViewPipeline, batch: dict, g: torch.Generator) -> torch.Tensor:
     """The decoder learns to turn the latents the trained model samples (as it will at inference) into the
     real frames: for a model sampled in few steps those latents are smoother than the encoder's, and a decoder
     that has only seen the encoder's renders them blurrier than it must."""
-    b, _, _, h, w = batch["target_images"].shape
-    refs = int(torch.randint(1, batch["ref_images"].shape[1] + 1, (1,), generator=g))
-    ref_images = ((batch["ref_images"][:, :refs] + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 1, 3, 4, 2).cpu().numpy()
-    latents = []
-    for i in range(b):
-        seed = int(torch.randint(2**62, (1,), generator=g))
-        out = pipe(list(ref_images[i]), list(batch["ref_keypoints"][i, :refs].cpu().numpy()),
-                   batch["target_keypoints"][i].cpu().numpy(), height=h, width=w,
-                   num_inference_steps=config.sampling_steps, guidance_scale=config.sampling_guidance,
-                   generator=torch.Generator().manual_seed(seed), output_type="latent")
-        latents.append(out.latents)
-    latents = rearrange(torch.cat(latents), "b c f h w -> (b f) c h w") / vae.config.scaling_factor
+    latents = torch.cat([out.latents for out in model_samples(config, pipe, batch, g)])
+    latents = rearrange(latents, "b c f h w -> (b f) c h w") / vae.config.scaling_factor
     recon = vae.decode(latents.to(batch["target_images"])).sample
     images = rearrange(batch["target_images"], "b f c h w -> (b f) c h w")
     return F.l1_loss(recon, images) + F.mse_loss(recon, images)
@@ -258,24 +266,13 @@ def refiner_loss(config: TrainConfig, refiner, pipe: FreeViewPipeline, batch: di
     """The refiner learns to correct the frames the trained model renders (sampled and decoded as at inference) with
     the references warped into the target poses, towards the real frames: L1 + MSE, and ``gradient_loss_weight`` times
     the L1 between their image gradients (edges: what the autoencoder blurs)."""
-    b, _, _, h, w = batch["target_images"].shape
-    refs = int(torch.randint(1, batch["ref_images"].shape[1] + 1, (1,), generator=g))
-    ref_images = ((batch["ref_images"][:, :refs] + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 1, 3, 4, 2).cpu().numpy()
-    frames, warped, coverage = [], [], []
-    with torch.no_grad():
-        for i in range(b):
-            seed = int(torch.randint(2**62, (1,), generator=g))
-            out = pipe(list(ref_images[i]), list(batch["ref_keypoints"][i, :refs].cpu().numpy()),
-                       batch["target_keypoints"][i].cpu().numpy(), height=h, width=w,
-                       num_inference_steps=config.sampling_steps, guidance_scale=config.sampling_guidance,
-                       generator=torch.Generator().manual_seed(seed), output_type="latent")
-            latents = rearrange(out.latents, "b c f h w -> (b f) c h w") / pipe.vae.config.scaling_factor
-            frames.append(pipe.vae.decode(latents.to(batch["target_images"])).sample.clamp(-1, 1))
-            warped.append(torch.from_numpy(out.warped).permute(0, 3, 1, 2).float() / 127.5 - 1)
-            coverage.append(torch.from_numpy(out.coverage)[:, None])
     device = batch["target_images"].device
-    frames = torch.cat(frames)
-    warped, coverage = torch.cat(warped).to(device), torch.cat(coverage).to(device)
+    outputs = model_samples(config, pipe, batch, g)
+    with torch.no_grad():
+        latents = rearrange(torch.cat([out.latents for out in outputs]), "b c f h w -> (b f) c h w")
+        frames = pipe.vae.decode((latents / pipe.vae.config.scaling_factor).to(batch["target_images"])).sample.clamp(-1, 1)
+    warped = torch.from_numpy(np.concatenate([out.warped for out in outputs])).permute(0, 3, 1, 2).float().to(device) / 127.5 - 1
+    coverage = torch.from_numpy(np.concatenate([out.coverage for out in outputs]))[:, None].to(device)
     poses = rearrange(batch["target_poses"], "b f c h w -> (b f) c h w")
     refined = refiner(frames, warped, coverage, poses)
     images = rearrange(batch["target_images"], "b f c h w -> (b f) c h w")
