@@ -52,6 +52,13 @@ def appearance_latents(vae, images: torch.Tensor, coverage: torch.Tensor, chunk:
     return torch.cat([latents, covered], 1)
 
 
+def warp_tensors(warped: np.ndarray, coverage: np.ndarray, device, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    """The warp composite ``(n, H, W, 3)`` uint8 and its coverage ``(n, H, W)`` (:mod:`engine.warps`) as tensors:
+    images ``(n, 3, H, W)`` in [-1, 1] and coverage ``(n, 1, H, W)`` in [0, 1]."""
+    images = torch.from_numpy(np.ascontiguousarray(warped)).permute(0, 3, 1, 2).to(device, dtype) / 127.5 - 1
+    return images, torch.from_numpy(np.ascontiguousarray(coverage))[:, None].to(device, dtype)
+
+
 def starting_noise(shape: tuple[int, ...], generator: torch.Generator | None, device, correlation: float = 0.0) -> torch.Tensor:
     """Standard normal noise ``(b, c, frames, h, w)`` float32 whose frames are correlated by ``correlation``: each
     frame's own noise mixed with one shared by all (PYoCo's mixed noise prior), every value still N(0, 1).
@@ -247,8 +254,7 @@ class FreeViewPipeline(DiffusionPipeline):
 
             warped, coverage = ReferenceWarper(reference_images, reference_poses).compose_track(target_poses, height, width)
         if self.network.appearance_channels:  # ... as the pose guider's input
-            images = torch.from_numpy(warped).permute(0, 3, 1, 2).float().to(device) / 127.5 - 1
-            appearance = appearance_latents(self.vae, images, torch.from_numpy(coverage)[:, None].to(device), decode_chunk_size)[None]
+            appearance = appearance_latents(self.vae, *warp_tensors(warped, coverage, device), decode_chunk_size)[None]
         pose_features = self.network.encode_poses(target_pose_images[None], appearance)
         uncond_pose_features = self.network.encode_poses(target_pose_images[None]) if appearance is not None and do_cfg else pose_features
         selections = [
@@ -328,9 +334,7 @@ class FreeViewPipeline(DiffusionPipeline):
     def refine(self, frames: torch.Tensor, warped: np.ndarray, coverage: np.ndarray, pose_images: torch.Tensor) -> torch.Tensor:
         """Decoded frames ``(n, 3, H, W)`` in [-1, 1] corrected by the refiner with the warp composite ``(n, H, W, 3)``
         uint8, its coverage ``(n, H, W)`` and the target pose images ``(n, 3, H, W)`` in [0, 1]."""
-        device = frames.device
-        images = torch.from_numpy(np.ascontiguousarray(warped)).permute(0, 3, 1, 2).to(device, frames.dtype) / 127.5 - 1
-        covered = torch.from_numpy(np.ascontiguousarray(coverage))[:, None].to(device, frames.dtype)
+        images, covered = warp_tensors(warped, coverage, frames.device, frames.dtype)
         return self.refiner(frames, images, covered, pose_images.to(frames.dtype))
 
     @property

@@ -49,18 +49,25 @@ def overfit(config, steps=30):
     components = build_components("tiny", seed=0)
     network = FreeViewNetwork(components["reference_unet"], components["denoising_unet"], components["pose_guider"], components["pcm"])
     params = trainable_parameters(config, components, network)
-    optimizer = torch.optim.AdamW(params, lr=config.learning_rate)
     batch = batch_for_step(make_dataset(config), config, 0, 0)
     before = {n: p.detach().clone() for n, p in network.named_parameters()}
+    losses = fit(lambda: diffusion_loss(config, network, components, batch, torch.Generator().manual_seed(0)), params,
+                 config.learning_rate, steps)
+    changed = {n for n, p in network.named_parameters() if not torch.equal(before[n], p.detach())}
+    return losses, changed, components
+
+
+def fit(loss_of, params, learning_rate, steps=25) -> list[float]:
+    """AdamW on ``params`` for ``steps`` steps of the loss ``loss_of()`` (one fixed batch); the losses seen."""
+    optimizer = torch.optim.AdamW(params, lr=learning_rate)
     losses = []
     for _ in range(steps):
-        loss = diffusion_loss(config, network, components, batch, torch.Generator().manual_seed(0))
+        loss = loss_of()
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
         losses.append(loss.item())
-    changed = {n for n, p in network.named_parameters() if not torch.equal(before[n], p.detach())}
-    return losses, changed, components
+    return losses
 
 
 @pytest.mark.slow
@@ -92,14 +99,7 @@ def test_decoder_stage_learns_to_render_the_models_own_samples(dataset, tmp_path
     pipe.set_progress_bar_config(disable=True)
     batch = batch_for_step(make_dataset(config), config, 0, 0)
     encoder = {n: p.detach().clone() for n, p in vae.encoder.named_parameters()}
-    optimizer = torch.optim.AdamW(params, lr=config.learning_rate)
-    losses = []
-    for _ in range(25):
-        loss = decoder_loss(config, vae, pipe, batch, torch.Generator().manual_seed(0))
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        losses.append(loss.item())
+    losses = fit(lambda: decoder_loss(config, vae, pipe, batch, torch.Generator().manual_seed(0)), params, config.learning_rate)
     assert min(losses[-5:]) < 0.6 * losses[0], losses
     assert all(torch.equal(encoder[n], p) for n, p in vae.encoder.named_parameters())  # the latent space stays
 
@@ -571,14 +571,8 @@ def test_refiner_stage_learns_to_correct_the_models_frames_and_trains_nothing_el
     pipe = FreeViewPipeline(**{name: components[name] for name in COMPONENTS}, refiner=refiner)
     pipe.set_progress_bar_config(disable=True)
     batch = batch_for_step(make_dataset(config), config, 0, 0)
-    optimizer = torch.optim.AdamW(params, lr=config.learning_rate)
-    losses = []
-    for _ in range(25):
-        loss = refiner_loss(config, refiner, pipe, batch, torch.Generator().manual_seed(0))
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        losses.append(loss.item())
+    losses = fit(lambda: refiner_loss(config, refiner, pipe, batch, torch.Generator().manual_seed(0)), params,
+                 config.learning_rate)
     assert min(losses[-5:]) < 0.8 * losses[0], losses
 
     train(tiny(dataset, tmp_path / "c", stage="refiner", init_from=str(tmp_path / "a" / "model"), steps=2))

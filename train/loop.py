@@ -36,7 +36,7 @@ from engine.model import OPTIONAL_COMPONENTS as OPTIONAL
 from engine.model import check_model_dir
 from engine.models.configs import build_components
 from engine.models.network import FreeViewNetwork
-from engine.pipeline import FreeViewPipeline, clip_pixels
+from engine.pipeline import FreeViewPipeline, clip_pixels, warp_tensors
 
 from .config import TrainConfig, config_to_yaml, inherit_from_model
 from .framing import framing_loss
@@ -220,8 +220,7 @@ def warped_appearance(vae, ref_images: torch.Tensor, ref_keypoints: torch.Tensor
         warped, covered = warper.compose_track(target_keypoints[i].cpu().numpy(), height, width)
         images.append(warped)
         coverage.append(covered)
-    images = torch.from_numpy(np.concatenate(images)).permute(0, 3, 1, 2).float().to(ref_images.device) / 127.5 - 1
-    coverage = torch.from_numpy(np.concatenate(coverage))[:, None].to(ref_images.device)
+    images, coverage = warp_tensors(np.concatenate(images), np.concatenate(coverage), ref_images.device)
     return rearrange(appearance_latents(vae, images, coverage), "(b f) c h w -> b f c h w", b=b)
 
 
@@ -271,8 +270,8 @@ def refiner_loss(config: TrainConfig, refiner, pipe: FreeViewPipeline, batch: di
     with torch.no_grad():
         latents = rearrange(torch.cat([out.latents for out in outputs]), "b c f h w -> (b f) c h w")
         frames = pipe.vae.decode((latents / pipe.vae.config.scaling_factor).to(batch["target_images"])).sample.clamp(-1, 1)
-    warped = torch.from_numpy(np.concatenate([out.warped for out in outputs])).permute(0, 3, 1, 2).float().to(device) / 127.5 - 1
-    coverage = torch.from_numpy(np.concatenate([out.coverage for out in outputs]))[:, None].to(device)
+    warped, coverage = warp_tensors(np.concatenate([out.warped for out in outputs]),
+                                    np.concatenate([out.coverage for out in outputs]), device)
     poses = rearrange(batch["target_poses"], "b f c h w -> (b f) c h w")
     refined = refiner(frames, warped, coverage, poses)
     images = rearrange(batch["target_images"], "b f c h w -> (b f) c h w")
