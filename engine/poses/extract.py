@@ -114,10 +114,9 @@ def _run(landmarker, image, timestamp_ms: int | None, mode: str):
         return landmarker.detect(image) if mode == "image" else landmarker.detect_for_video(image, timestamp_ms)
 
 
-def detect_frame(lms: Landmarkers, rgb: np.ndarray, timestamp_ms: int | None, previous_body: np.ndarray | None,
-                 follower=None) -> FramePose:
+def detect_frame(lms: Landmarkers, rgb: np.ndarray, timestamp_ms: int | None, follower=None) -> FramePose:
     """Run the landmarkers on one RGB uint8 frame ``(H, W, 3)`` and keep the followed person (``follower``: a
-    :class:`~engine.poses.follow.PersonFollower`; without one, the candidate nearest ``previous_body``)."""
+    :class:`~engine.poses.follow.PersonFollower`; without one, a photo: the largest, most central candidate)."""
     import mediapipe as mp
 
     height, width = rgb.shape[:2]
@@ -137,7 +136,7 @@ def detect_frame(lms: Landmarkers, rgb: np.ndarray, timestamp_ms: int | None, pr
 
     people = [landmarks_array(p) for p in result.pose_landmarks]
     bodies = np.stack([mediapipe_body_to_openpose(p)[:, [0, 1, 3]] for p in people])
-    chosen = pick_person(bodies, previous_body, width, height) if follower is None else follower.choose(bodies, rgb)
+    chosen = pick_person(bodies, None, width, height) if follower is None else follower.choose(bodies, rgb)
     if chosen is None:  # the followed person is not in this frame: nobody else is taken instead
         return FramePose(keypoints, world, face_z, False)
     body33 = people[chosen]
@@ -227,7 +226,7 @@ def extract_image_pose(image: np.ndarray | str | os.PathLike, hands: bool = True
         raise ValueError(f"image must be RGB uint8 (H, W, 3), got {image.dtype} {image.shape}")
     height, width = image.shape[:2]
     with open_landmarkers("image", hands, face, num_poses, model_paths) as lms:
-        frame = detect_frame(lms, image, None, None)
+        frame = detect_frame(lms, image, None)
     return _collect([frame], width, height, 25.0)
 
 
@@ -339,7 +338,7 @@ def extract_frames(frames: Iterable[np.ndarray], fps: float, hands: bool = False
             ms = int(round(next(stamps))) if stamps is not None else int(round(index * 1000.0 / fps))
             ms = max(ms, last_ms + 1)  # mediapipe needs strictly increasing time stamps
             last_ms = ms
-            results.append(detect_frame(lms, rgb, ms, None, follower))
+            results.append(detect_frame(lms, rgb, ms, follower))
             if progress is not None:
                 progress(1)
     follower.finish()
