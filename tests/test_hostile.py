@@ -100,7 +100,7 @@ def workspace(tmp_path_factory):
         "preset": "preset: huge\n", "list": "- 1\n- 2\n", "nested": "[" * 20_000 + "\n", "broken": "steps: [1\n",
         "dropout": "reference_dropout: 1.5\n", "precision": "mixed_precision: fp8\n", "frames0": "frames: 0\n",
         "warmup": "warmup_steps: -1\n", "guidance": "sampling_guidance: .nan\n", "init": "init_from: 7\n",
-        "bool-text": "gradient_checkpointing: maybe\n",
+        "bool-text": "gradient_checkpointing: maybe\n", "schedule": "lr_schedule: linear\n",
     }.items():
         (root / f"config-{name}.yaml").write_text(text)
     (root / "config-ok.yaml").write_text("steps: 2\nbatch_size: 1\noutput_dir: run\ndata: data\n")
@@ -240,7 +240,7 @@ CASES = [
         "seed": ["seed"], "unknown": ["stepz"], "stage": ["stage"], "preset": ["preset"], "list": ["mapping"],
         "nested": ["deeply"], "broken": ["yaml"], "dropout": ["reference_dropout"], "precision": ["mixed_precision"],
         "frames0": ["frames"], "warmup": ["warmup_steps"], "guidance": ["sampling_guidance"], "init": ["init_from"],
-        "bool-text": ["gradient_checkpointing"],
+        "bool-text": ["gradient_checkpointing"], "schedule": ["lr_schedule"],
     }.items()],
     ("train-missing-config", ["train", "run", "--config", "none.yaml"], ["none.yaml"]),
     ("train-max-steps-negative", ["train", "run", "--config", "config-ok.yaml", "--max-steps", "-5"], ["--max-steps"]),

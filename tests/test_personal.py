@@ -31,7 +31,8 @@ def save_tiny_model(path: Path, *, prediction_type="v_prediction", zero_snr=True
 
 @pytest.fixture(scope="module")
 def vmodel(tmp_path_factory):
-    return save_tiny_model(tmp_path_factory.mktemp("vmodel") / "model", sampling={"steps": 2, "guidance": 1.0, "top_k": 2.0})
+    return save_tiny_model(tmp_path_factory.mktemp("vmodel") / "model", sampling={"steps": 2, "guidance": 1.0, "top_k": 2.0,
+                                                                                         "noise_correlation": 0.5})
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,7 @@ def test_a_minimal_config_trains_the_objective_of_the_model_it_starts_from(vmode
     generates_at = FreeViewPipeline.from_pretrained(vmodel).default_resolution[0]
     assert (config.architecture, config.resolution) == ("tiny", generates_at)  # not the preset's default / 128
     assert generates_at != 128
-    assert (config.sampling_steps, config.sampling_guidance) == (2, 1.0)  # the model's sampling.json
+    assert (config.sampling_steps, config.sampling_guidance, config.sampling_noise_correlation) == (2, 1.0, 0.5)  # its sampling.json
 
     velocities = []
     get_velocity = DDIMScheduler.get_velocity
@@ -110,9 +111,11 @@ def test_export_without_flags_keeps_the_starting_models_sampling(vmodel, tmp_pat
     save_tiny_model(run / "model")
     (run / "config.yaml").write_text(f"stage: image\ninit_from: {vmodel}\n")
     out = export_model_dir(run / "model", tmp_path / "shipped")
-    assert json.loads((out / "sampling.json").read_text()) == {"steps": 2, "guidance": 1.0, "top_k": 2.0}
+    assert json.loads((out / "sampling.json").read_text()) == {"steps": 2, "guidance": 1.0, "top_k": 2.0,
+                                                                      "noise_correlation": 0.5}
     out = export_model_dir(run / "model", tmp_path / "shipped-3", steps=3)
-    assert json.loads((out / "sampling.json").read_text()) == {"steps": 3, "guidance": 1.0, "top_k": 2.0}
+    assert json.loads((out / "sampling.json").read_text()) == {"steps": 3, "guidance": 1.0, "top_k": 2.0,
+                                                                      "noise_correlation": 0.5}
     orphan = save_tiny_model(tmp_path / "orphan")
     assert not (export_model_dir(orphan, tmp_path / "orphan-out") / "sampling.json").exists()  # none to keep
 

@@ -164,6 +164,15 @@ def test_train_writes_checkpoints_samples_and_logs(dataset, tmp_path, monkeypatc
 
 
 @pytest.mark.slow
+def test_cosine_schedule_decays_the_learning_rate_to_zero_at_the_last_step(dataset, tmp_path):
+    from train.loop import train
+
+    train(tiny(dataset, tmp_path, steps=4, warmup_steps=1, lr_schedule="cosine", checkpoint_every=4))
+    lrs = [float(r["lr"]) for r in csv.DictReader((tmp_path / "log.csv").open())]
+    assert lrs[0] == pytest.approx(1e-3) and lrs[1] > lrs[2] > lrs[3] and lrs[-1] == 0.0, lrs
+
+
+@pytest.mark.slow
 def test_full_disk_during_checkpoint_keeps_earlier_ones(dataset, tmp_path, monkeypatch):
     from train import loop
 

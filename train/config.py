@@ -20,8 +20,10 @@ logger = logging.getLogger(__name__)
 STAGES = ("vae", "image", "temporal", "decoder", "refiner")
 # Settings that define the model a run starts from: left out of a config (None), they are the starting model's
 # (``init_from``), else the preset's, else FALLBACKS. See :func:`inherit_from_model`.
-INHERITED = ("architecture", "resolution", "prediction_type", "zero_terminal_snr", "sampling_steps", "sampling_guidance")
-FALLBACKS = dict(architecture="default", resolution=128, prediction_type="epsilon", sampling_steps=1, sampling_guidance=1.0)
+INHERITED = ("architecture", "resolution", "prediction_type", "zero_terminal_snr", "sampling_steps", "sampling_guidance",
+             "sampling_noise_correlation")
+FALLBACKS = dict(architecture="default", resolution=128, prediction_type="epsilon", sampling_steps=1, sampling_guidance=1.0,
+                 sampling_noise_correlation=0.0)
 OBJECTIVE = ("prediction_type", "zero_terminal_snr")  # what the denoiser was trained to predict, on which schedule
 
 
@@ -49,6 +51,7 @@ class TrainConfig:
     reference_shots: str = "other"    # where references come from: "other" shots than the target's, or "any" other clip
     learning_rate: float = 2e-4
     warmup_steps: int = 100
+    lr_schedule: str = "constant"    # after the warmup: "constant", or "cosine" (decays to 0 at the last step)
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     prediction_type: str | None = None  # "epsilon" or "v_prediction"; None: init_from's, else epsilon
@@ -85,6 +88,8 @@ class TrainConfig:
     sampling_steps: int | None = None      # how the trained model will be sampled (its recommended steps and guidance,
     sampling_guidance: float | None = None # as `freeview train export` records them): the previews and the decoder
                                            # stage; None: init_from's sampling.json, else the preset's, else 1 / 1.0
+    sampling_noise_correlation: float | None = None  # and its starting noise's correlation across frames (None:
+                                                     # init_from's sampling.json, else 0)
 
     def validate(self) -> "TrainConfig":
         def bad(field: str, value, why: str):
@@ -106,6 +111,8 @@ class TrainConfig:
                 isinstance(self.appearance_learning_rate, (int, float)) and math.isfinite(self.appearance_learning_rate)
                 and self.appearance_learning_rate > 0):
             bad("appearance_learning_rate", self.appearance_learning_rate, "must be a positive number")
+        if self.lr_schedule not in ("constant", "cosine"):
+            bad("lr_schedule", self.lr_schedule, "must be 'constant' or 'cosine'")
         if self.optimizer not in ("adamw", "adamw8bit"):
             bad("optimizer", self.optimizer, "must be 'adamw' or 'adamw8bit'")
         for name in ("steps", "batch_size", "frames", "max_refs", "checkpoint_every", "keep_checkpoints", "log_every", "resolution",
@@ -132,6 +139,8 @@ class TrainConfig:
             bad("lora_rank", self.lora_rank, "must be at least 1")
         if self.lora_rank is not None and self.stage not in ("image", "temporal"):
             bad("lora_rank", self.lora_rank, f"adapts the UNets: it applies to the image and temporal stages, not {self.stage!r}")
+        if self.sampling_noise_correlation is not None and not 0 <= self.sampling_noise_correlation <= 1:
+            bad("sampling_noise_correlation", self.sampling_noise_correlation, "must be in [0, 1]")
         if self.sampling_guidance is not None and not 1 <= self.sampling_guidance < math.inf:
             bad("sampling_guidance", self.sampling_guidance, "must be a finite number >= 1 (1 turns classifier-free guidance off)")
         from engine.limits import MAX_SEED, MAX_SIDE
@@ -224,7 +233,7 @@ def make_config(preset: str = "tiny-synthetic", **overrides) -> TrainConfig:
 def model_settings(model_dir: str | Path) -> dict | None:
     """What defines a model directory, from its files (no weights loaded): ``architecture`` (the
     engine preset with its UNet's widths, None when none matches), ``resolution``, ``prediction_type``,
-    ``zero_terminal_snr``, ``sampling_steps`` / ``sampling_guidance`` / ``top_k`` (its sampling.json, None
+    ``zero_terminal_snr``, ``sampling_steps`` / ``sampling_guidance`` / ``sampling_noise_correlation`` / ``top_k`` (its sampling.json, None
     where absent) and ``objective_trained`` (False for the output of a ``vae`` stage run, whose denoiser and
     scheduler were never trained). None when the folder is not a readable model directory."""
     from engine.model import SAMPLING_FILE
@@ -262,7 +271,7 @@ def model_settings(model_dir: str | Path) -> dict | None:
         "prediction_type": scheduler.get("prediction_type", "epsilon"),
         "zero_terminal_snr": bool(scheduler.get("rescale_betas_zero_snr", False)),
         "sampling_steps": sampling.get("steps"), "sampling_guidance": sampling.get("guidance"),
-        "top_k": sampling.get("top_k"), "objective_trained": stage != "vae",
+        "sampling_noise_correlation": sampling.get("noise_correlation"), "top_k": sampling.get("top_k"), "objective_trained": stage != "vae",
     }
 
 

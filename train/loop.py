@@ -235,8 +235,9 @@ def vae_loss(config: TrainConfig, vae, batch: dict, g: torch.Generator) -> torch
 @torch.no_grad()
 def model_samples(config: TrainConfig, pipe: FreeViewPipeline, batch: dict, g: torch.Generator) -> list:
     """The frozen model's latents for each of a batch's targets (1 to ``max_refs`` references, seeded from ``g``),
-    sampled as at inference (``sampling_steps`` / ``sampling_guidance``): what the decoder and refiner stages learn
-    from. Each output also holds the warp composite and its coverage when the model has a refiner."""
+    sampled as at inference (``sampling_steps`` / ``sampling_guidance`` / ``sampling_noise_correlation``): what the
+    decoder and refiner stages learn from. Each output also holds the warp composite and its coverage when the model
+    has a refiner."""
     b, _, _, h, w = batch["target_images"].shape
     refs = int(torch.randint(1, batch["ref_images"].shape[1] + 1, (1,), generator=g))
     ref_images = ((batch["ref_images"][:, :refs] + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 1, 3, 4, 2).cpu().numpy()
@@ -246,6 +247,7 @@ def model_samples(config: TrainConfig, pipe: FreeViewPipeline, batch: dict, g: t
         outputs.append(pipe(list(ref_images[i]), list(batch["ref_keypoints"][i, :refs].cpu().numpy()),
                             batch["target_keypoints"][i].cpu().numpy(), height=h, width=w,
                             num_inference_steps=config.sampling_steps, guidance_scale=config.sampling_guidance,
+                            noise_correlation=config.sampling_noise_correlation,
                             generator=torch.Generator().manual_seed(seed), output_type="latent"))
     return outputs
 
@@ -491,7 +493,8 @@ def train(config: TrainConfig, resume: str | None = None, *, max_steps: int | No
         for unet in (network.reference_unet, network.denoising_unet):
             unet.enable_gradient_checkpointing()
     optimizer = make_optimizer(config, parameter_groups(config, components, params))
-    lr_scheduler = get_scheduler("constant_with_warmup", optimizer, num_warmup_steps=config.warmup_steps)
+    lr_scheduler = get_scheduler(f"{config.lr_schedule}_with_warmup" if config.lr_schedule == "constant" else config.lr_schedule,
+                                 optimizer, num_warmup_steps=config.warmup_steps, num_training_steps=config.steps)
     model = {"vae": components["vae"], "decoder": components["vae"], "refiner": components["refiner"]}.get(config.stage, network)
     model, optimizer, lr_scheduler = accelerator.prepare(model, optimizer, lr_scheduler)
     if sharded:  # the optimizer now holds the model's shards
@@ -650,7 +653,7 @@ def save_sample(components: dict, dataset, config: TrainConfig, step: int, folde
     with pipeline_of(components) as pipe:
         out = pipe(list(refs), list(sample["ref_keypoints"].numpy()), sample["target_keypoints"].numpy(),
                    height=size, width=size, num_inference_steps=config.sampling_steps, guidance_scale=config.sampling_guidance,
-                   generator=torch.Generator().manual_seed(config.seed))
+                   noise_correlation=config.sampling_noise_correlation, generator=torch.Generator().manual_seed(config.seed))
     rows = [np.concatenate(list(refs), 1), np.concatenate(list(truth), 1), np.concatenate(list(out.frames), 1)]
     width = max(r.shape[1] for r in rows)
     grid = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows], 0)
