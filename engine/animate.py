@@ -150,7 +150,9 @@ def load_reference(path: str | os.PathLike, *, pose: np.ndarray | None = None) -
 def load_motion(path: str | os.PathLike, *, progress: bool | Callable[[int], None] = False,
                 person: int | None = None, report: dict | None = None) -> PoseTrack:
     """A driving motion from a video (poses extracted, gaps filled) or a pose file. ``person`` / ``report``: in a
-    video with several people, who is followed and what was seen (:func:`~engine.poses.extract_poses`)."""
+    video with several people, who is followed and what was seen (:func:`~engine.poses.extract_poses`); from a
+    video, ``report["gaps"]`` is what :func:`~engine.poses.fill_gaps` did where nobody was taken (inner gaps up
+    to a second interpolated, longer ones left without a pose, those at the ends held)."""
     from .poses import extract_poses, fill_gaps, load_pose_file
     from .video import is_image_path
 
@@ -165,6 +167,8 @@ def load_motion(path: str | os.PathLike, *, progress: bool | Callable[[int], Non
     if not track.detected.any():
         raise UserError(f"no person found in any frame of {path.name}")
     filled, gaps = fill_gaps(track)
+    if report is not None:
+        report["gaps"] = gaps
     if gaps.filled:
         logger.warning("no person found in %d frame(s) of %s; the pose was interpolated or held there", gaps.filled, path.name)
     return filled

@@ -690,26 +690,26 @@ def create_app(model: str | os.PathLike | None = None) -> gr.Blocks:
                           api_name="load_demo_motion")
 
         def load_video_motion(proj, key, path, person, progress) -> tuple:
-            """Extract the poses of a video (following ``person`` N when given); where it shows several people,
-            the picture that lets the user click the one to follow."""
+            """Extract the poses of a video (following ``person`` N when given), with a note on the frames where the
+            person is not seen; where it shows several people, the picture that lets the user click the one to follow."""
             from engine.video import probe_video
 
             report: dict = {}
             track = load_motion(path, progress=pose_progress(progress, max(probe_video(path).frames, 1)),
                                 person=person, report=report)
-            views = load_track(proj, key, track, Path(path).stem)
+            views = list(load_track(proj, key, track, Path(path).stem))
             follow = report.get("follow")
+            lost = "" if follow is None else state.lost_note(follow, report.get("gaps"))
             if follow is None or follow.people_at_start < 2 or follow.start_frame is None:
+                if lost:
+                    views[motion_message_at] = f"{views[motion_message_at]}\n\n{lost}"
                 return (*views, *no_people)
             frame = read_frame(path, follow.start_frame)
             source = {"path": path, "boxes": follow.start_boxes, "person": follow.person,
                       "scale": max(frame.shape[:2]) / 480}
             picture = preview.people_picture(frame, follow.start_boxes, follow.person)
             note = (f"{follow.people_at_start} people in the video: following person {follow.person} (numbered from "
-                    "the left). Click another person in the picture to follow them.")
-            if follow.lost:
-                note += f" Person {follow.person} is not seen in {len(follow.lost)} frame(s); nobody else is taken there."
-            views = list(views)
+                    "the left). Click another person in the picture to follow them." + (f" {lost}" if lost else ""))
             views[motion_message_at] = f"{views[motion_message_at]}\n\n{note}"
             return (*views, gr.update(visible=True, value=picture), source)
 

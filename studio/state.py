@@ -11,6 +11,7 @@ import io
 import json
 import math
 import zipfile
+from collections import Counter
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
@@ -21,7 +22,8 @@ from engine.camera import CameraTimeline, Cut, Keyframe, camera_at, camera_curve
 from engine.errors import UserError
 from engine.files import atomic_path, parse_json
 from engine.limits import RANGES as LIMITS
-from engine.poses import BODY, PoseTrack, retarget, track_from_native, track_to_native
+from engine.poses import (BODY, FollowReport, GapReport, PoseTrack, retarget, spans_text, track_from_native,
+                          track_to_native)
 
 PROJECT_FORMAT = "freeview-project"
 PROJECT_VERSION = 1
@@ -196,6 +198,28 @@ def suggestion_note(track: PoseTrack, picks: list[int], count: int, threshold: f
 
 
 # -- motion ------------------------------------------------------------------------------------------
+
+LOST_FILLS = {"interpolated": "interpolated between their own poses around the gap",
+              "held": "held from the nearest frame they are seen in",
+              "empty": "left out (no pose is drawn: over a second without them)"}
+
+
+def lost_note(follow: FollowReport, gaps: GapReport | None) -> str:
+    """The frames where the followed person is not seen and what the motion holds there ('' when never lost),
+    from :func:`engine.animate.load_motion`'s ``report`` (``gaps``: what filled those frames, when known)."""
+    spans = follow.lost_spans()
+    if not spans:
+        return ""
+    who = f"Person {follow.person}" if follow.people_at_start > 1 else "The person"
+    n = len(follow.lost)
+    plural = "s" if n > 1 else ""
+    note = f"{who} is not seen in frame{plural} {spans_text(spans)} ({n} frame{plural}); nobody else is taken there"
+    counts = Counter(gaps.how(frame) for frame in follow.lost) if gaps is not None else Counter()
+    parts = [f"{LOST_FILLS[how]} in {k} frame{'s' if k > 1 else ''}" for how in LOST_FILLS if (k := counts[how])]
+    if not parts:
+        return note + "."
+    return note + ": their pose is " + (", ".join(parts[:-1]) + " and " if len(parts) > 1 else "") + parts[-1] + "."
+
 
 def set_motion(project: Project, track: PoseTrack, name: str) -> Project:
     """A new motion: the whole track, the scrubber at 0; keyframes beyond the track are dropped."""

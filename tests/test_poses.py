@@ -273,8 +273,11 @@ def test_fill_gaps_interpolates_holds_and_reports():
     np.testing.assert_allclose(filled.keypoints[5:7, 0, 0], track.keypoints[[4], 0, 0] + [0.01, 0.02], atol=1e-6)
     assert filled.keypoints[0, 0, 0] == track.keypoints[2, 0, 0] and filled.keypoints[11, 0, 0] == track.keypoints[10, 0, 0]
     assert (filled.keypoints[:, J["nose"], 2] > 0).all() and filled.detected.tolist() == detected.tolist()
+    assert report.spans == ((0, 2, "held"), (5, 7, "interpolated"), (11, 12, "held"))
+    assert [report.how(f) for f in (1, 4, 6, 11)] == ["held", None, "interpolated", "held"]
     _, strict = fill_gaps(track, max_gap=1)
     assert strict.unfilled == 2 and strict.filled == 3
+    assert strict.how(5) == strict.how(6) == "empty" and strict.how(0) == "held"
 
 
 def test_one_euro_smoothing_reduces_jitter_and_keeps_still_poses():

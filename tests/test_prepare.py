@@ -271,3 +271,56 @@ def test_prepare_with_nothing_usable_is_one_clear_error(tmp_path):
         prepare_dataset([bad], tmp_path / "out")
     with pytest.raises(UserError, match="no footage"):
         prepare_dataset([], tmp_path / "out2")
+
+
+def test_split_at_gaps_bridges_short_gaps_and_cuts_out_long_ones_and_the_ends():
+    from train.prepare import split_at_gaps
+
+    detected = np.ones(30, bool)
+    detected[[0, 5, 6, 12, 13, 14, 28, 29]] = False
+    pieces, dropped = split_at_gaps(detected, max_gap=2)
+    assert pieces == [(1, 12), (15, 28)]  # frames 5-6 are bridged, 12-14 are one too many
+    assert [(a, b) for a, b, _ in dropped] == [(0, 1), (12, 15), (28, 30)]
+    assert "start" in dropped[0][2] and "3 frames in a row" in dropped[1][2] and "end" in dropped[2][2]
+    assert split_at_gaps(detected, max_gap=3)[0] == [(1, 28)]
+    assert split_at_gaps(np.ones(5, bool), max_gap=2) == ([(0, 5)], [])
+
+
+def test_prepare_trains_on_no_frame_where_the_person_is_lost(tmp_path, monkeypatch):
+    """A shot whose person is not detected in frame 3, 15-19, 23-25 and 38-39 (the landmarker stands in with a
+    hand-made track): frame 3 is interpolated from their own poses, the rest is left out and listed, and the
+    frames between become separate clips, the one too short among them left out too."""
+    from engine import poses
+    from engine.poses.track import BODY_INDEX
+    from train import prepare, shots
+
+    from .test_camera import standing_track
+
+    detected = np.ones(40, bool)
+    detected[[3]] = False
+    detected[15:20] = detected[23:26] = detected[38:] = False
+    track = standing_track(40, size=(96, 96))
+    seen = track.keypoints[..., 2] > 0
+    track.keypoints[..., 0] += np.where(seen, np.arange(40)[:, None] * 0.002, 0)
+    track.keypoints[~detected] = 0
+    track = poses.PoseTrack(track.keypoints, 96, 96, 25.0, track.world, detected)
+    frames = [np.full((96, 96, 3), 100, np.uint8) for _ in range(40)]
+    monkeypatch.setattr(prepare, "decode", lambda path: (frames, 25.0))
+    monkeypatch.setattr(shots, "find_cuts", lambda frames, method: ([], "color"))
+    monkeypatch.setattr(prepare, "people_boxes", lambda frames: [np.array([[20.0, 5.0, 70.0, 90.0]])])
+    monkeypatch.setattr(poses, "extract_frames", lambda frames, fps, num_poses: track)
+    video = tmp_path / "walk.mp4"
+    video.write_bytes(b"stand-in")
+    out = tmp_path / "data"
+    manifest = prepare.prepare_file(video, out, "id-walk", prepare.PrepareSettings(size=32, min_frames=6))
+
+    assert [(c["start"], c["stop"], c["frames"]) for c in manifest["clips"]] == [(0, 15, 15), (26, 38, 12)]
+    left_out = [(r["start"], r["stop"]) for r in manifest["rejected"]]
+    assert left_out == [(15, 20), (20, 23), (23, 26), (38, 40)]
+    assert "too short" in manifest["rejected"][1]["reason"] and "end" in manifest["rejected"][3]["reason"]
+    first, second = (np.load(out / c["file"]) for c in manifest["clips"])
+    assert len(first["frames"]) == 15 and len(second["frames"]) == 12 and first["keypoints"].shape == (15, 128, 3)
+    nose = BODY_INDEX["nose"]
+    kp = first["keypoints"][:, nose]
+    assert kp[3, 2] > 0 and abs(kp[3, 0] - (kp[2, 0] + kp[4, 0]) / 2) < 1e-5  # interpolated from its neighbours
+    assert (second["keypoints"][:, nose, 2] > 0).all()  # no frame of a clip lacks the person

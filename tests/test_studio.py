@@ -318,6 +318,67 @@ def test_suggestion_note_says_why_fewer():
     assert state.suggestion_note(track, picks, 1) == ""
 
 
+
+def _lost_person(people: int):
+    """A 100-frame, 25 fps track whose person is not seen in frames 10-12, 40-69 and from 90 on, what the follower
+    reports of it, and what fill_gaps did there."""
+    from engine.poses import FollowReport, fill_gaps
+
+    keypoints = np.zeros((100, 128, 3), np.float32)
+    keypoints[:, :18] = (0.5, 0.5, 1.0)
+    lost = [*range(10, 13), *range(40, 70), *range(90, 100)]
+    keypoints[lost] = 0
+    track = PoseTrack(keypoints, 64, 64, 25.0)
+    follow = FollowReport(people_at_start=people, person=people, start_frame=0, lost=lost)
+    return track, follow, fill_gaps(track)[1]
+
+
+def test_lost_note_tells_where_the_person_is_not_seen_and_what_the_motion_holds_there():
+    _, follow, gaps = _lost_person(1)
+    note = state.lost_note(follow, gaps)
+    assert note.startswith("The person is not seen in frames 10-12, 40-69, 90-99 (43 frames); nobody else is taken")
+    assert "interpolated between their own poses around the gap in 3 frames" in note
+    assert "held from the nearest frame they are seen in in 10 frames" in note
+    assert "left out (no pose is drawn: over a second without them) in 30 frames" in note
+    _, two, _ = _lost_person(2)
+    assert state.lost_note(two, None) == ("Person 2 is not seen in frames 10-12, 40-69, 90-99 (43 frames); "
+                                          "nobody else is taken there.")
+    assert state.lost_note(replace(follow, lost=[]), gaps) == ""
+
+
+def test_a_video_of_one_person_who_leaves_gets_the_lost_note_and_no_people_picture(tiny_model_dir, tmp_path,
+                                                                                  monkeypatch):
+    """The Motion tab's message of a one-person video names the frames the person is not seen in; the
+    picture to pick a person stays hidden (the landmarker is replaced by the hand-made track)."""
+    import studio.app as app
+    from engine.video import write_video
+
+    track, follow, _ = _lost_person(1)
+
+    def fake_load_motion(path, progress=None, person=None, report=None):
+        from engine.poses import fill_gaps
+
+        filled, report["gaps"] = fill_gaps(track)
+        report["follow"] = follow
+        return filled
+
+    monkeypatch.setattr(app, "load_motion", fake_load_motion)
+    monkeypatch.setattr(app.AUTOSAVER, "save", lambda *args, **kwargs: None)
+    video = tmp_path / "one person.mp4"
+    write_video(video, np.full((100, 64, 64, 3), 90, np.uint8), 25.0)
+    demo = app.create_app(model=tiny_model_dir)
+    on_video = next(d.fn for d in demo.fns.values() if getattr(d.fn, "__name__", "") == "on_motion_file")
+    result = on_video(state.Project(), "0" * 32, str(video), progress=lambda *args, **kwargs: None)
+    message = next(r for r in result if isinstance(r, str) and "frames at 25 fps" in r)
+    assert "The person is not seen in frames 10-12, 40-69, 90-99 (43 frames)" in message, message
+    assert "people in the video" not in message
+    assert result[-2]["visible"] is False and result[-1] is None  # no picture to pick a person from
+    follow.people_at_start = 2  # the same video with two people at the start: the picture, and the note in it
+    result = on_video(state.Project(), "0" * 32, str(video), progress=lambda *args, **kwargs: None)
+    message = next(r for r in result if isinstance(r, str) and "frames at 25 fps" in r)
+    assert "2 people in the video" in message and "Person 1 is not seen in frames 10-12" in message, message
+    assert result[-2]["visible"] is True and result[-1]["person"] == 1
+
 # -- project files -------------------------------------------------------------------------------------------
 def test_project_roundtrip(project, tmp_path):
     proj = state.put_point(project, "keyframe", 20, {"zoom": 1.7})

@@ -104,7 +104,7 @@ def _prepare(args) -> int:
     for s in index["skipped"]:
         print(f"skipped {s['source']}: {s['reason']}")
     print(f"wrote {len(index['clips'])} clips of {len(index['identities'])} identities to {args.output} "
-          f"({len(index['rejected'])} shots left out, listed in index.json)")
+          f"({len(index['rejected'])} shots or frame spans left out, listed in index.json)")
     return 0
 
 

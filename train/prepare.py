@@ -3,9 +3,12 @@
 Each video is decoded, cut into shots (:mod:`train.shots`), and every shot with
 exactly one person becomes one clip: poses extracted (mediapipe, through
 :mod:`engine.poses`), a fixed square crop that keeps the person framed, resized to
-the training resolution. The output uses the synthetic world's format
-(``index.json`` + ``clips/*.npz``, see :mod:`train.synth.dataset`), so
-:class:`~train.synth.SynthDataset` serves both. A clip ``.npz`` holds ``frames``
+the training resolution. A clip holds only frames where the person was found, but
+for gaps of at most ``max_gap`` (2) frames in a row, interpolated from their own poses:
+longer gaps, and those at a shot's start or end, are left out (listed in ``rejected``),
+and the shot's frames between them become separate clips (:func:`split_at_gaps`).
+The output uses the synthetic world's format (``index.json`` + ``clips/*.npz``, see
+:mod:`train.synth.dataset`), so :class:`~train.synth.SynthDataset` serves both. A clip ``.npz`` holds ``frames``
 ``(F, S, S, 3)`` uint8, ``keypoints`` ``(F, 128, 3)`` normalised to the crop,
 ``world`` ``(F, 128, 3)`` (mediapipe's metric estimate), ``in_frame`` ``(F, 128)``,
 ``shots`` ``(F,)``, ``cut`` ``(F,)`` (all False) and ``fps``; no camera arrays (unknown).
@@ -50,6 +53,7 @@ class PrepareSettings:
     method: str = "auto"        # cut detection: auto | color | dinov2
     margin: float = 1.25        # crop side / person extent
     min_detected: float = 0.7   # fraction of a shot's frames where the person must be found
+    max_gap: int = 2            # frames in a row without the person a clip may bridge (interpolated); see split_at_gaps
 
     def check(self) -> None:
         if not (32 <= self.size <= 1024) or self.size % 8:
@@ -60,6 +64,8 @@ class PrepareSettings:
             raise UserError(f"--cuts {self.method!r} is not valid: use auto, color or dinov2")
         if not 1.0 <= self.margin <= 3.0:
             raise UserError(f"margin {self.margin} is not valid: use 1 to 3")
+        if not 0 <= self.max_gap <= 10:
+            raise UserError(f"max_gap {self.max_gap} is not valid: use 0 to 10 frames")
 
 
 def footage_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
@@ -168,30 +174,73 @@ def shot_label(keypoints: np.ndarray) -> str:
     return max(SHOT_ORDER, key=lambda s: (votes[s], -SHOT_ORDER.index(s)))
 
 
-def prepare_shot(frames: list[np.ndarray], fps: float, settings: PrepareSettings) -> tuple[dict | None, str]:
-    """A clip (arrays for the ``.npz``) from one shot, or ``(None, reason)``."""
+def split_at_gaps(detected: np.ndarray, max_gap: int) -> tuple[list[tuple[int, int]], list[tuple[int, int, str]]]:
+    """Where a shot's frames may be trained on, from ``detected (F,)`` (the person found in the frame).
+
+    A clip bridges at most ``max_gap`` frames in a row without the person (their pose interpolated from their own
+    frames either side); longer gaps, and any at the shot's start or end (a pose held from elsewhere, not theirs
+    there), are cut out. Returns the pieces ``[(start, stop)]`` between the cuts and the cut-out frames
+    ``[(start, stop, reason)]``."""
+    detected = np.asarray(detected, bool)
+    n = len(detected)
+    padded = np.concatenate([[False], ~detected, [False]])
+    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
+    pieces, dropped, begin = [], [], 0
+    for start, stop in zip(edges[::2].tolist(), edges[1::2].tolist()):
+        length = stop - start
+        if start == 0 or stop == n:
+            where = "start" if start == 0 else "end"
+            reason = f"person not detected in {length} frame(s) at the shot's {where} (left out, not held)"
+        elif length > max_gap:
+            reason = f"person not detected in {length} frames in a row (a clip bridges at most {max_gap})"
+        else:
+            continue
+        dropped.append((start, stop, reason))
+        if start > begin:
+            pieces.append((begin, start))
+        begin = stop
+    if begin < n:
+        pieces.append((begin, n))
+    return pieces, dropped
+
+
+def prepare_shot(frames: list[np.ndarray], fps: float, settings: PrepareSettings) -> tuple[list[dict], list[dict]]:
+    """The clips (arrays for the ``.npz``, with ``start`` / ``stop``: the frames of the shot they hold) of one
+    shot, and what was left out of it (``start``, ``stop`` and ``reason``): a clip holds only frames where the
+    person was found, but for gaps of at most ``settings.max_gap`` frames (:func:`split_at_gaps`)."""
     from engine.poses import extract_frames, fill_gaps
 
+    def left_out(start: int, stop: int, reason: str) -> dict:
+        return {"start": start, "stop": stop, "reason": reason}
+
     if len(frames) < settings.min_frames:
-        return None, f"too short ({len(frames)} frames, fewer than {settings.min_frames})"
+        return [], [left_out(0, len(frames), f"too short ({len(frames)} frames, fewer than {settings.min_frames})")]
     verdict = people_verdict(people_boxes(frames), frames[0].shape[0])
     if verdict is not None:
-        return None, verdict
+        return [], [left_out(0, len(frames), verdict)]
     track = extract_frames(frames, fps, num_poses=1)
     found = float(np.mean(track.detected))
     if found < settings.min_detected:
-        return None, f"person found in only {found:.0%} of frames"
-    track, _ = fill_gaps(track, max_gap=len(track))
-    images, keypoints = crop_shot(frames, track.keypoints, settings.size, settings.margin)
-    shot = shot_label(keypoints)
-    n = len(images)
-    clip = {
-        "frames": images, "keypoints": keypoints,
-        "world": track.world if track.world is not None else np.zeros_like(keypoints),
-        "in_frame": keypoints[..., 2] > 0, "shots": np.array([shot] * n), "cut": np.zeros(n, bool),
-        "fps": np.float32(fps),
-    }
-    return clip, shot
+        return [], [left_out(0, len(frames), f"person found in only {found:.0%} of frames")]
+    pieces, dropped = split_at_gaps(track.detected, settings.max_gap)
+    rejected = [left_out(*d) for d in dropped]
+    clips = []
+    for start, stop in pieces:
+        if stop - start < settings.min_frames:
+            rejected.append(left_out(start, stop, f"too short ({stop - start} frames between frames without the "
+                                                  f"person, fewer than {settings.min_frames})"))
+            continue
+        piece, _ = fill_gaps(track.slice(start, stop), max_gap=settings.max_gap)
+        images, keypoints = crop_shot(frames[start:stop], piece.keypoints, settings.size, settings.margin)
+        n, shot = len(images), shot_label(keypoints)
+        clips.append({
+            "start": start, "stop": stop, "shot": shot,
+            "arrays": {"frames": images, "keypoints": keypoints,
+                       "world": piece.world if piece.world is not None else np.zeros_like(keypoints),
+                       "in_frame": keypoints[..., 2] > 0, "shots": np.array([shot] * n),
+                       "cut": np.zeros(n, bool), "fps": np.float32(fps)},
+        })
+    return clips, sorted(rejected, key=lambda r: r["start"])
 
 
 def decode(path: Path) -> tuple[list[np.ndarray], float]:
@@ -220,17 +269,20 @@ def prepare_file(path: Path, out: Path, identity: str, settings: PrepareSettings
     cuts, method = find_cuts(frames, settings.method)
     clips, rejected = [], []
     for k, (start, stop) in enumerate(segments(len(frames), cuts)):
-        clip, why = prepare_shot(frames[start:stop], fps, settings)
-        if clip is None:
-            rejected.append({"segment": k, "start": start, "stop": stop, "reason": why})
-            logger.info("%s shot %d (frames %d-%d) skipped: %s", path.name, k, start, stop, why)
-            continue
-        shot = why
-        file = f"clips/{key}_{k:03d}_{shot}.npz"
-        with atomic_path(out / file) as tmp, open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **clip)
-        clips.append({"file": file, "identity": identity, "split": "train", "shot": shot, "frames": int(stop - start),
-                      "source": str(path), "start": int(start), "stop": int(stop)})
+        made, left_out = prepare_shot(frames[start:stop], fps, settings)
+        start = int(start)
+        for r in left_out:
+            a, b = start + r["start"], start + r["stop"]
+            rejected.append({"segment": k, "start": a, "stop": b, "reason": r["reason"]})
+            logger.info("%s shot %d: frames %d-%d left out: %s", path.name, k, a, b - 1, r["reason"])
+        for piece, clip in enumerate(made):
+            shot = clip["shot"]
+            file = f"clips/{key}_{k:03d}{f'-{piece}' if piece else ''}_{shot}.npz"
+            with atomic_path(out / file) as tmp, open(tmp, "wb") as fh:
+                np.savez_compressed(fh, **clip["arrays"])
+            clips.append({"file": file, "identity": identity, "split": "train", "shot": shot,
+                          "frames": clip["stop"] - clip["start"], "source": str(path),
+                          "start": start + clip["start"], "stop": start + clip["stop"]})
     return {"source": str(path), "key": key, "identity": identity, "fps": fps, "frames": len(frames),
             "cut_method": method, "cuts": [int(c) for c in cuts], "clips": clips, "rejected": rejected}
 

@@ -101,21 +101,18 @@ def run_extract(args: argparse.Namespace) -> int:
     return 0
 
 
-def _spans(spans) -> str:
-    shown = ", ".join(f"{a}-{b - 1}" if b - a > 1 else f"{a}" for a, b in spans[:4])
-    return shown + (f" and {len(spans) - 4} more" if len(spans) > 4 else "")
-
-
 def extract_summary(output: str, frames: int, found: int, swaps=None, gaps=None, follow=None) -> str:
     """The one line ``pose extract`` prints: frames, detected, repaired, interpolated, and the person followed
     (who, and the frames where they were lost, or where only someone else was there)."""
+    from .follow import spans_text
+
     parts = [f"{output}: {frames} frames, a person in {found}"]
     if follow is not None:
         if follow.people_at_start > 1:
             parts.append(f"followed person {follow.person} of {follow.people_at_start} (numbered from the left)")
         spans = follow.lost_spans()
         if spans:
-            lost = f"lost them in {len(follow.lost)} frames ({_spans(spans)})"
+            lost = f"lost them in {len(follow.lost)} frames ({spans_text(spans)})"
             others, unlike = len(follow.others_seen), len(follow.looked_different)
             if others:
                 lost += f", in {others} of them only someone else was seen (not taken" + \
@@ -125,7 +122,8 @@ def extract_summary(output: str, frames: int, found: int, swaps=None, gaps=None,
             parts.append(f"found them again at frame{'s' if len(follow.refound) > 1 else ''} "
                          f"{', '.join(map(str, follow.refound[:4]))}")
     if swaps is not None:
-        parts.append(f"repaired left/right swaps in {swaps.frames} frames" + (f" ({_spans(swaps.spans)})" if swaps.spans else ""))
+        parts.append(f"repaired left/right swaps in {swaps.frames} frames"
+                     + (f" ({spans_text(swaps.spans)})" if swaps.spans else ""))
     if gaps is not None:
         parts.append(f"interpolated {gaps.filled - gaps.held} frames in {gaps.gaps - gaps.ends} gaps" +
                      (f", held the nearest pose in {gaps.held} frames at the ends" if gaps.held else "") +

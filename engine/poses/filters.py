@@ -61,13 +61,22 @@ def smooth_track(track: PoseTrack, min_cutoff: float = 1.0, beta: float = 5.0, t
 class GapReport:
     """What :func:`fill_gaps` did: frames filled (interpolated or held), gaps filled, frames left empty; of the
     filled ones, ``held`` frames in ``ends`` gaps (0-2) before the first or after the last detected frame, where
-    the nearest pose is held (a person lost for good, say, is held from where they were last seen)."""
+    the nearest pose is held (a person lost for good, say, is held from where they were last seen). ``spans``:
+    every gap as ``(start, stop, how)``, ``how`` one of :data:`GAP_FILLS`."""
 
     filled: int
     gaps: int
     unfilled: int
     held: int = 0
     ends: int = 0
+    spans: tuple[tuple[int, int, str], ...] = ()
+
+    def how(self, frame: int) -> str | None:
+        """What was done at ``frame`` (one of :data:`GAP_FILLS`), or None where the person was detected."""
+        return next((how for start, stop, how in self.spans if start <= frame < stop), None)
+
+
+GAP_FILLS = ("interpolated", "held", "empty")  # between the person's own poses; the nearest one; none (too long)
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -88,21 +97,26 @@ def fill_gaps(track: PoseTrack, max_gap: int | None = None) -> tuple[PoseTrack, 
     keypoints = track.keypoints.copy()
     world = None if track.world is None else track.world.copy()
     if not detected.any():
-        return track.slice(0), GapReport(0, 0, len(track))
+        return track.slice(0), GapReport(0, 0, len(track), spans=((0, len(track), "empty"),) if len(track) else ())
     filled = gaps = unfilled = held = ends = 0
+    spans = []
     n = len(track)
     for start, stop in _runs(~detected):
+        start, stop = int(start), int(stop)
         length = stop - start
         if 0 < start and stop < n and length > max_gap:
             unfilled += length
+            spans.append((start, stop, "empty"))
             continue
         if start == 0 or stop == n:
             weights = np.zeros(length)
             left = right = stop if start == 0 else start - 1
             held, ends = held + length, ends + 1
+            spans.append((start, stop, "held"))
         else:
             left, right = start - 1, stop
             weights = (np.arange(start, stop) - left) / (right - left)
+            spans.append((start, stop, "interpolated"))
         w = weights[:, None, None].astype(np.float32)
         keypoints[start:stop] = (1 - w) * keypoints[left] + w * keypoints[right]
         if world is not None:
@@ -112,7 +126,7 @@ def fill_gaps(track: PoseTrack, max_gap: int | None = None) -> tuple[PoseTrack, 
     if filled or unfilled:
         logger.info("filled %d frames in %d gaps; %d frames left without a person", filled, gaps, unfilled)
     out = PoseTrack(keypoints, track.width, track.height, track.fps, world, detected.copy())
-    return out, GapReport(filled, gaps, unfilled, held, ends)
+    return out, GapReport(filled, gaps, unfilled, held, ends, tuple(spans))
 
 
 # The body as a tree from the neck: (parent, child) in the order they are rebuilt.

@@ -109,6 +109,12 @@ class FollowReport:
         return [(a, b) for a, b in spans]
 
 
+def spans_text(spans, shown: int = 4) -> str:
+    """Frame spans ``[(start, stop), ...]`` as text, the stop not included: ``"3, 17-24 and 2 more"``."""
+    text = ", ".join(f"{a}-{b - 1}" if b - a > 1 else f"{a}" for a, b in spans[:shown])
+    return text + (f" and {len(spans) - shown} more" if len(spans) > shown else "")
+
+
 class PersonFollower:
     """Online: ``choose(bodies, rgb)`` per frame gives the index of the followed person among that frame's
     candidates ``(people, 18, 3)``, or None where it is lost (or nobody is there yet). ``rgb``, the frame
