@@ -459,11 +459,12 @@ def test_bad_timestep_bias_is_one_clear_error(key, value):
         make_config("tiny-synthetic", **{key: value})
 
 
-def test_the_default_recipe_chains_its_six_steps():
-    order = ["default-vae", "default-image", "default-people", "default-temporal", "default-decoder", "default-refiner"]
+def test_the_default_recipe_chains_its_seven_steps():
+    order = ["default-vae", "default-image", "default-people", "default-temporal", "default-decoder", "default-refiner",
+             "default-refiner-settle"]
     configs = {p.stem: load_config(p) for p in (ROOT / "train" / "configs").glob("default-*.yaml")}
     assert sorted(configs) == sorted(order)
-    assert [configs[n].stage for n in order] == ["vae", "image", "image", "temporal", "decoder", "refiner"]
+    assert [configs[n].stage for n in order] == ["vae", "image", "image", "temporal", "decoder", "refiner", "refiner"]
     for before, after in zip(order, order[1:]):
         assert configs[after].init_from == f"{configs[before].output_dir}/model"
     recipe = (ROOT / "train" / "recipes" / "default_model.sh").read_text().splitlines()

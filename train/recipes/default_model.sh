@@ -15,5 +15,6 @@ freeview train run --config train/configs/default-people.yaml --resume latest
 freeview train run --config train/configs/default-temporal.yaml --resume latest
 freeview train run --config train/configs/default-decoder.yaml --resume latest
 freeview train run --config train/configs/default-refiner.yaml --resume latest
-freeview train export runs/default-refiner/model -o assets/default_model --steps 1 --guidance 1.0 --top-k 2 \
+freeview train run --config train/configs/default-refiner-settle.yaml --resume latest
+freeview train export runs/default-refiner-settle/model -o assets/default_model --steps 1 --guidance 1.0 --top-k 2 \
     --noise-correlation 1.0 --card train/recipes/default_model_card.md
