@@ -125,6 +125,26 @@ def _wait_changed(page, before, timeout_s: float = 30):
     return now
 
 
+def _wait_added(page, before, timeout_s: float = 30):
+    """The markers once the timeline holds one more than ``before`` and has stayed so for half a second.
+
+    The strip is drawn on the client first and then again from the server's answer, so a change alone may be the
+    client's draft of the edit; waiting for the count to settle waits for the server's answer."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    settled, since = None, time.monotonic()
+    while True:
+        now = _markers(page)
+        if now != settled:
+            settled, since = now, time.monotonic()
+        elif len(now) == len(before) + 1 and time.monotonic() - since >= 0.5:
+            return now
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timeline shows {now}, expected one marker more than {before}")
+        page.wait_for_timeout(100)
+
+
 def _image_src(page, elem_id: str) -> str:
     locator = page.locator(f"#{elem_id} img").first
     locator.wait_for(timeout=30_000)
@@ -203,10 +223,10 @@ def test_inspector_undo_redo_and_double_click_delete(page, running_app, monkeypa
     # each click waits for the server's answer (the curves picture it draws) before the next one: the studio takes
     # one edit at a time, so a click made while the previous edit is still running would be dropped
     _click_strip(page, 0.25)
-    after_edit2 = _wait_changed(page, after_edit1)
+    after_edit2 = _wait_added(page, after_edit1)
     curves_edit2 = _wait_src_change(page, "fv-curves", curves_edit1)
     _click_strip(page, 0.5)
-    after_edit3 = _wait_changed(page, after_edit2)
+    after_edit3 = _wait_added(page, after_edit2)
     _wait_src_change(page, "fv-curves", curves_edit2)
     assert len(after_edit3) == len(demo) + 2
 
@@ -238,7 +258,7 @@ def test_inspector_undo_redo_and_double_click_delete(page, running_app, monkeypa
     for x in (0.15, 0.85):
         before = _markers(page)
         _click_strip(page, x)
-        _wait_changed(page, before)
+        _wait_added(page, before)
     assert sum(m[0] == "cut" for m in _markers(page)) == 3
     assert page.locator("#fv-timeline .fv-tool.on").inner_text().strip().endswith("cut")
 
